@@ -1,0 +1,183 @@
+"""Wires the parts together and runs until SIGTERM: client -> poller -> snapshot -> collector -> web."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import CollectorRegistry
+
+from exporter import __version__, logs, selfmetrics
+from exporter.collector import SnapshotCollector
+from exporter.config import Secrets, Settings
+from exporter.exposition import Exposition
+from exporter.kazoo import ClientSettings, Credentials, KazooClient
+from exporter.poller import Poller
+from exporter.web import WebHandlers, WebServer
+
+log = structlog.get_logger("qubicle")
+
+
+def client_settings(settings: Settings) -> ClientSettings:
+    s = settings.secrets
+    credentials = Credentials(
+        token=s.auth_token,
+        api_key=s.api_key,
+        username=settings.username if s.password else None,
+        password=s.password,
+        account_name=settings.account_name if s.password else None,
+    )
+    return ClientSettings(
+        base_url=settings.kazoo_url or "",
+        credentials=credentials,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries=settings.retries,
+        verify_tls=not settings.insecure_skip_verify,
+        ca_file=settings.ca_file,
+        status_batch_size=settings.status_batch_size,
+        status_via_post=settings.status_via_post,
+        page_size=settings.page_size,
+        max_connections=max(settings.max_concurrency * 2, 10),
+    )
+
+
+@contextmanager
+def demo_kazoo(settings: Settings) -> Iterator[Settings]:
+    """Starts the embedded simulator on a free loopback port and points the settings at it."""
+    if not settings.demo.enabled:
+        yield settings
+        return
+    from exporter.simulator import Simulator, SimulatorConfig
+
+    demo = settings.demo
+    simulator = Simulator(
+        SimulatorConfig(accounts=demo.accounts, queues_per_account=demo.queues, seed=demo.seed, speed=demo.speed)
+    )
+    simulator.start(host="127.0.0.1", port=0)
+    try:
+        log.info("demo_simulator", url=simulator.url, accounts=len(simulator.account_ids), speed=demo.speed)
+        yield replace(
+            settings,
+            kazoo_url=simulator.url,
+            account_ids=tuple(simulator.account_ids),
+            secrets=Secrets(api_key=simulator.api_key),
+            username=None,
+            account_name=None,
+        )
+    finally:
+        simulator.stop()
+
+
+def landing_page(settings: Settings, poller: Poller) -> str:
+    snapshot = poller.snapshot
+    rows = "".join(
+        f"<tr><td>{html.escape(a.account_id)}</td><td>{'up' if a.up else 'down: ' + html.escape(a.error or '')}</td>"
+        f"<td>{a.queue_count if a.queue_count is not None else '-'}</td>"
+        f"<td>{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(a.last_success)) if a.last_success else 'never'}"
+        "</td></tr>"
+        for a in sorted(snapshot.accounts.values(), key=lambda a: a.account_id)
+    )
+    path = html.escape(settings.metrics_path)
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>qubicle-exporter</title></head><body>"
+        f"<h1>qubicle-exporter {html.escape(__version__)}</h1>"
+        f"<p>Polling {html.escape(settings.kazoo_url or '')} every {settings.interval:g}s"
+        f"{' (demo simulator)' if settings.demo.enabled else ''}.</p>"
+        f"<p><a href='{path}'>Metrics</a> · <a href='/-/healthy'>Health</a> · <a href='/-/ready'>Ready</a></p>"
+        "<table border='1' cellpadding='4'><tr><th>account</th><th>last poll</th><th>queues</th>"
+        f"<th>last success</th></tr>{rows}</table></body></html>"
+    )
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    metrics = selfmetrics.create()
+    client = KazooClient(
+        client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
+    )
+    snapshot_registry = CollectorRegistry(auto_describe=False)
+    exposition = Exposition(snapshot_registry, metrics.registry)
+    poller = Poller(settings, client, metrics, on_snapshot=lambda _: exposition.refresh())
+    snapshot_registry.register(SnapshotCollector(lambda: poller.snapshot, settings.max_data_age))
+
+    handlers = WebHandlers(
+        metrics=exposition.render,
+        landing=lambda: landing_page(settings, poller),
+        healthy=lambda: True,
+        ready=lambda: poller.snapshot.ever_succeeded,
+    )
+    server = await WebServer.start(handlers, settings.listen, settings.web_config_file)
+    log.info("listening", addresses=[f"{h}:{p}" for h, p in server.bound], metrics_path=settings.metrics_path)
+
+    polls: set[asyncio.Task[object]] = set()
+
+    async def poll_job() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            polls.add(task)
+        try:
+            await poller.poll()
+        finally:
+            polls.discard(task)  # type: ignore[arg-type]
+
+    scheduler = AsyncIOScheduler()
+    # max_instances=1 + coalesce: a poll slower than the interval skips ticks instead of piling up.
+    scheduler.add_job(
+        poll_job, "interval", seconds=settings.interval, max_instances=1, coalesce=True,
+        next_run_time=_now(), misfire_grace_time=None, id="poll",
+    )
+    scheduler.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        scheduler.shutdown(wait=False)
+        for task in list(polls):
+            task.cancel()  # a poll stuck on a slow Kazoo must not delay SIGTERM
+        await server.stop()
+        await client.aclose()
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def run(settings: Settings) -> int:
+    logs.configure(settings.log_level, settings.log_format)
+    for secret in (settings.secrets.api_key, settings.secrets.auth_token, settings.secrets.password):
+        logs.REDACTOR.add(secret)
+    if settings.insecure_skip_verify:
+        log.warning("tls_verification_disabled", kazoo_url=settings.kazoo_url,
+                    hint="Kazoo's certificate is not checked; use --ca-file instead where possible")
+    log.info("startup", version=__version__, interval=settings.interval, shard=str(settings.shard or "") or None,
+             demo=settings.demo.enabled)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        with demo_kazoo(settings) as effective:
+            if effective is not settings:
+                for secret in (effective.secrets.api_key,):
+                    logs.REDACTOR.add(secret)
+            await serve(effective, stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        log.error("startup_failed", error=f"{exc.strerror or exc}")
+        return 1
+    except ValueError as exc:
+        log.error("startup_failed", error=str(exc))
+        return 2
+    return 0

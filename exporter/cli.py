@@ -1,0 +1,304 @@
+"""Command line: flags, QUBICLE_* environment variables and a YAML file -> one validated Settings.
+
+Precedence, highest first: command-line flag, environment variable, --config file, default.
+Secrets are read only from files (--api-key-file, --auth-token-file, --password-file) or from the
+environment (QUBICLE_API_KEY, QUBICLE_AUTH_TOKEN, QUBICLE_PASSWORD), never from a flag value that
+`ps` would show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from exporter import __version__
+from exporter.config import (
+    DEFAULT_LISTEN,
+    ConfigError,
+    DemoSettings,
+    Secrets,
+    Settings,
+    parse_account_ids,
+    parse_shard,
+    validate,
+)
+
+PROG = "qubicle-exporter"
+ENV_PREFIX = "QUBICLE_"
+
+
+def _bool(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        value = str(text).strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return convert
+
+
+def _optional_int(text: str) -> int | None:
+    return None if str(text).strip() == "" else int(text)
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the flag without dashes; also the YAML key and (upper-cased) the env variable
+    convert: Callable[[str], Any]
+    help: str
+    aliases: tuple[str, ...] = ()
+    boolean: bool = False
+    repeatable: bool = False
+    metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.name.replace("-", "_").replace(".", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("config", str, "YAML file with any of these settings (keys as the flag names)", metavar="FILE"),
+    Option("kazoo-url", str, "Crossbar base URL, e.g. http://kazoo.example.net:8000", metavar="URL"),
+    Option("account-id", str, "account to poll; repeat it, or comma-separate (env)", repeatable=True, metavar="ID"),
+    Option("discover-descendants", _bool, "also poll every descendant account of the configured ones", boolean=True),
+    Option("auth-token-file", str, "file holding a fixed X-Auth-Token", metavar="FILE"),
+    Option("api-key-file", str, "file holding a 64-character Kazoo API key", metavar="FILE"),
+    Option("username", str, "Kazoo user name (with --password-file and --account-name)"),
+    Option("password-file", str, "file holding the Kazoo user's password", metavar="FILE"),
+    Option("account-name", str, "account name for user authentication"),
+    Option("interval", float, "seconds between polls (default 10)", metavar="SECONDS"),
+    Option("discovery-interval", float, "seconds between queue/account discoveries (default 120)", metavar="SECONDS"),
+    Option("max-concurrency", int, "accounts polled at once (default 10)", metavar="N"),
+    Option("max-data-age", float, "drop queue series older than this after failures (default 3 intervals)",
+           metavar="SECONDS"),
+    Option("poll-timeout", float, "give up on one account's poll after this long (default: the interval)",
+           metavar="SECONDS"),
+    Option("status-batch-size", int, "queue ids per 'queue list status' request (default 100)", metavar="N"),
+    Option("status-via-post", _bool, "send list status as POST ...?verb=GET (for proxies that drop GET bodies)",
+           boolean=True),
+    Option("page-size", _optional_int, "page size for Crossbar listings (default: Crossbar's)", metavar="N"),
+    Option("wait-unit", _choice("seconds", "milliseconds"), "unit of Kazoo's wait figures (default seconds)"),
+    Option("connect-timeout", float, "seconds to connect to Kazoo (default 3)", metavar="SECONDS"),
+    Option("read-timeout", float, "seconds to wait for Kazoo's answer (default 10)", metavar="SECONDS"),
+    Option("retries", int, "extra attempts on connection errors, 5xx and 429 (default 2)", metavar="N"),
+    Option("ca-file", str, "CA bundle to verify Kazoo's TLS certificate", metavar="FILE"),
+    Option("insecure-skip-verify", _bool, "do NOT verify Kazoo's TLS certificate (logs a warning)", boolean=True),
+    Option("listen", str, f"address to serve on (default {DEFAULT_LISTEN})", aliases=("--web.listen-address",),
+           metavar="HOST:PORT"),
+    Option("web-config-file", str, "exporter-toolkit web config (TLS, basic auth)", aliases=("--web.config.file",),
+           metavar="FILE"),
+    Option("metrics-path", str, "path of the metrics (default /metrics)", aliases=("--web.telemetry-path",),
+           metavar="PATH"),
+    Option("log-level", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
+           aliases=("--log.level",)),
+    Option("log-format", _choice("auto", "json", "console", "logfmt"),
+           "auto (JSON unless a terminal), json, console or logfmt", aliases=("--log.format",)),
+    Option("shard", str, "poll only the accounts of shard N of M (e.g. 1/3)", metavar="N/M"),
+    Option("demo", _bool, "run against the embedded Qubicle simulator", boolean=True),
+    Option("demo-speed", float, "simulated seconds per real second in --demo (default 10)", metavar="X"),
+    Option("demo-seed", int, "random seed of the --demo simulator (default 1)", metavar="N"),
+    Option("demo-accounts", int, "accounts in the --demo simulator (default 2)", metavar="N"),
+    Option("demo-queues", int, "queues per account in the --demo simulator (default 4)", metavar="N"),
+)
+_BY_DEST = {o.dest: o for o in OPTIONS}
+_SECRET_ENV = {"auth_token": "QUBICLE_AUTH_TOKEN", "api_key": "QUBICLE_API_KEY", "password": "QUBICLE_PASSWORD"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line naming the problem; the usage block is for --help.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Prometheus exporter for 2600Hz Kazoo Qubicle call-center queues. "
+        f"Subcommand 'check' authenticates and prints every queue's status. Every flag also reads "
+        f"{ENV_PREFIX}<FLAG> (upper case, dashes to underscores).",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    for option in OPTIONS:
+        flags = [f"--{option.name}", *option.aliases]
+        if option.boolean:
+            parser.add_argument(*flags, dest=option.dest, action=argparse.BooleanOptionalAction, help=option.help)
+        elif option.repeatable:
+            parser.add_argument(*flags, dest=option.dest, action="append", help=option.help, metavar=option.metavar)
+        else:
+            parser.add_argument(*flags, dest=option.dest, help=option.help, metavar=option.metavar)
+    return parser
+
+
+def _convert(option: Option, raw: Any, source: str) -> Any:
+    if option.repeatable:
+        return raw if isinstance(raw, list) else [str(raw)]
+    if option.boolean and isinstance(raw, bool):
+        return raw
+    try:
+        return option.convert(str(raw))
+    except (TypeError, ValueError) as exc:
+        reason = str(exc) if "expected" in str(exc) else f"invalid value {raw!r}"
+        raise ConfigError(f"--{option.name} ({source}): {reason}") from None
+
+
+def _load_yaml(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"--config: {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config: {path} must be a mapping of setting names to values")
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        dest = str(key).replace("-", "_").replace(".", "_")
+        if dest in _SECRET_ENV:
+            raise ConfigError(f"--config: {key!r} cannot be set in the file; use {dest.replace('_', '-')}-file")
+        option = _BY_DEST.get(dest)
+        if option is None or dest == "config":
+            raise ConfigError(f"--config: unknown setting {key!r} in {path}")
+        if option.repeatable and isinstance(raw, list):
+            raw = [str(v) for v in raw]
+        values[dest] = _convert(option, raw, "config file")
+    return values
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.env in environ:
+            raw = environ[option.env]
+            values[option.dest] = [raw] if option.repeatable else _convert(option, raw, f"${option.env}")
+    return values
+
+
+def _read_secret(path: str, flag: str) -> str:
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"--{flag}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ConfigError(f"--{flag}: {path} is empty")
+    return value
+
+
+def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> tuple[str, Settings]:
+    """Returns (command, settings); raises ConfigError. argparse exits 2 itself on bad flags."""
+    environ = os.environ if environ is None else environ
+    args = list(argv)
+    command = "run"
+    if args and args[0] in ("check", "run"):
+        command = args.pop(0)
+    flags = vars(build_parser().parse_args(args))
+    for dest, raw in list(flags.items()):
+        flags[dest] = _convert(_BY_DEST[dest], raw, "flag")
+
+    env = _from_env(environ)
+    config_path = flags.get("config") or env.get("config")
+    values: dict[str, Any] = {}
+    if config_path:
+        values.update(_load_yaml(config_path))
+    values.update(env)
+    values.update(flags)
+    return command, _settings(values, environ)
+
+
+def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
+    secrets = {}
+    for name, env_name in _SECRET_ENV.items():
+        file_flag = f"{name.replace('_', '-')}-file"
+        if v.get(f"{name}_file"):
+            secrets[name] = _read_secret(v[f"{name}_file"], file_flag)
+        elif environ.get(env_name):
+            secrets[name] = environ[env_name].strip()
+
+    interval = v.get("interval", 10.0)
+    defaults = Settings()
+    demo = DemoSettings(
+        enabled=v.get("demo", False),
+        speed=v.get("demo_speed", DemoSettings.speed),
+        seed=v.get("demo_seed", DemoSettings.seed),
+        accounts=v.get("demo_accounts", DemoSettings.accounts),
+        queues=v.get("demo_queues", DemoSettings.queues),
+    )
+    if demo.enabled and (demo.speed < 0 or demo.accounts < 1 or demo.queues < 1):
+        raise ConfigError("--demo-speed must be >= 0 and --demo-accounts, --demo-queues at least 1")
+    settings = replace(
+        defaults,
+        kazoo_url=(v.get("kazoo_url") or "").rstrip("/") or None,
+        account_ids=parse_account_ids(v.get("account_id", [])),
+        secrets=Secrets(**secrets),
+        username=v.get("username"),
+        account_name=v.get("account_name"),
+        discover_descendants=v.get("discover_descendants", False),
+        interval=interval,
+        discovery_interval=v.get("discovery_interval", defaults.discovery_interval),
+        max_concurrency=v.get("max_concurrency", defaults.max_concurrency),
+        max_data_age=v.get("max_data_age", 3 * interval),
+        poll_timeout=v.get("poll_timeout", interval),
+        status_batch_size=v.get("status_batch_size", defaults.status_batch_size),
+        status_via_post=v.get("status_via_post", False),
+        page_size=v.get("page_size"),
+        wait_unit=v.get("wait_unit", "seconds"),
+        connect_timeout=v.get("connect_timeout", defaults.connect_timeout),
+        read_timeout=v.get("read_timeout", defaults.read_timeout),
+        retries=v.get("retries", defaults.retries),
+        ca_file=v.get("ca_file"),
+        insecure_skip_verify=v.get("insecure_skip_verify", False),
+        listen=v.get("listen", DEFAULT_LISTEN),
+        web_config_file=v.get("web_config_file"),
+        metrics_path=v.get("metrics_path", "/metrics"),
+        log_level=v.get("log_level", "info"),
+        log_format=v.get("log_format", "auto"),
+        shard=parse_shard(v["shard"]) if v.get("shard") else None,
+        demo=demo,
+    )
+    return validate(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        command, settings = parse_args(argv)
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    if command == "check":
+        from exporter.check import run_check
+
+        return run_check(settings)
+    from exporter.app import run
+
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""structlog set-up: JSON lines for machines, console for humans, and a last-line redaction of secrets."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+import structlog
+
+# The exporter never logs a secret on purpose; these patterns catch one that slipped through
+# (an exception text quoting a header, a JWT inside a URL). Kazoo tokens are JWTs, API keys are
+# 64 hex characters and md5 credentials are 32.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+_SECRET_KEYS = re.compile(r"(?i)(token|api_key|apikey|password|secret|credentials|authorization)")
+REDACTED = "[REDACTED]"
+
+
+class SecretRedactor:
+    """Removes known secret values and secret-shaped strings from every event."""
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= 4 and secret not in self._secrets:
+            self._secrets.append(secret)
+
+    def scrub(self, value: str) -> str:
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return _JWT.sub(REDACTED, value)
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        for key, value in list(event.items()):
+            if _SECRET_KEYS.search(key) and key != "event" and not isinstance(value, (bool, int, float)):
+                event[key] = REDACTED
+            elif isinstance(value, str):
+                event[key] = self.scrub(value)
+            elif value is not None and not isinstance(value, (bool, int, float)):
+                event[key] = self.scrub(str(value))
+        return event
+
+
+REDACTOR = SecretRedactor()
+
+
+def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+    elif fmt == "logfmt":
+        renderer = structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"])
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            REDACTOR,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries log through the standard library (httpx logs every request URL at INFO).
+    logging.basicConfig(level=logging.WARNING, stream=stream, format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def get_logger(name: str = "qubicle") -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,237 @@
+"""One poll: discover accounts and queues, fetch every account's queue statuses, swap in a new snapshot.
+
+The APScheduler job (see app.py) calls Poller.poll() every --interval; it never overlaps itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter as Tally
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import structlog
+
+from exporter.config import Settings
+from exporter.kazoo import KazooClient, KazooError, QueueRef, parse_queue_status
+from exporter.selfmetrics import SelfMetrics
+from exporter.shard import in_shard
+from exporter.snapshot import (
+    EMPTY,
+    GAUGES,
+    WAIT_FIELDS,
+    AccountSnapshot,
+    CounterCarry,
+    QueueFigures,
+    Snapshot,
+)
+
+log = structlog.get_logger("qubicle.poller")
+
+# Beyond a day, a "seconds" wait figure is far more likely milliseconds.
+_SECONDS_IMPLAUSIBLE = 86_400.0
+
+
+@dataclass
+class _Discovery:
+    queues: list[QueueRef] | None = None
+    at: float = float("-inf")
+    stale: bool = False  # a listed queue was absent from the status answer: rediscover next poll
+
+
+@dataclass
+class _PollStats:
+    queues: int = 0
+    missing: int = 0
+    invalid: int = 0
+    errors: Tally[str] = field(default_factory=Tally)
+    waits: list[float] = field(default_factory=list)
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: Settings,
+        client: KazooClient,
+        metrics: SelfMetrics,
+        *,
+        on_snapshot: Callable[[Snapshot], None] = lambda snapshot: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._metrics = metrics
+        self._on_snapshot = on_snapshot
+        self._clock = clock
+        self._carry = CounterCarry()
+        self._discovery: dict[str, _Discovery] = {}
+        self._descendants: dict[str, list[str]] = {}
+        self._descendants_at = float("-inf")
+        self._snapshot: Snapshot = EMPTY
+        self._wait_scale = 0.001 if settings.wait_unit == "milliseconds" else 1.0
+        self._unit_warned = False
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    async def accounts(self) -> list[str]:
+        """Configured accounts, plus their descendants if asked, limited to this instance's shard."""
+        settings = self._settings
+        if settings.discover_descendants and self._clock() - self._descendants_at >= settings.discovery_interval:
+            for parent in settings.account_ids:
+                try:
+                    children = await self._client.list_descendants(parent)
+                    self._descendants[parent] = [a.id for a in children]
+                except KazooError as exc:
+                    # Keep the last known list: a failed discovery must not drop accounts.
+                    self._metrics.poll_errors.labels(account_id=parent, reason=exc.reason).inc()
+                    log.warning("descendants_failed", account_id=parent, reason=exc.reason, error=str(exc))
+            self._descendants_at = self._clock()
+        ordered = dict.fromkeys(settings.account_ids)
+        for parent in settings.account_ids:
+            ordered.update(dict.fromkeys(self._descendants.get(parent, [])))
+        return [a for a in ordered if settings.shard is None or in_shard(a, settings.shard)]
+
+    async def poll(self) -> Snapshot:
+        started = time.perf_counter()
+        accounts = await self.accounts()
+        stats = _PollStats()
+        limit = asyncio.Semaphore(self._settings.max_concurrency)
+
+        async def one(account_id: str) -> AccountSnapshot:
+            async with limit:
+                return await self._poll_account(account_id, stats)
+
+        results = await asyncio.gather(*(one(a) for a in accounts))
+        snapshot = Snapshot(taken_at=self._clock(), accounts=MappingProxyType({a.account_id: a for a in results}))
+        self._snapshot = snapshot
+        for gone in set(self._discovery) - set(snapshot.accounts):
+            del self._discovery[gone]
+            self._carry.forget_queues(gone, set())
+        duration = time.perf_counter() - started
+        self._metrics.poll_duration.observe(duration)
+        self._on_snapshot(snapshot)
+        self._check_wait_unit(stats.waits)
+        up = sum(1 for a in results if a.up)
+        log.info(
+            "poll",
+            accounts=len(results),
+            accounts_up=up,
+            queues=stats.queues,
+            missing_queues=stats.missing,
+            invalid_fields=stats.invalid,
+            errors=dict(stats.errors) or None,
+            duration_seconds=round(duration, 3),
+        )
+        return snapshot
+
+    async def _poll_account(self, account_id: str, stats: _PollStats) -> AccountSnapshot:
+        previous = self._snapshot.accounts.get(account_id)
+        structlog.contextvars.bind_contextvars(account_id=account_id)
+        try:
+            return await asyncio.wait_for(self._fetch(account_id, stats), self._settings.poll_timeout)
+        except (KazooError, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, KazooError) else "timeout"
+            message = str(exc) if isinstance(exc, KazooError) else f"poll took longer than {self._settings.poll_timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - one account's bug must not stop the others
+            reason, message = "internal", f"{type(exc).__name__} while polling"
+            log.error("poll_internal_error", exc_type=type(exc).__name__)
+        finally:
+            structlog.contextvars.unbind_contextvars("account_id")
+        stats.errors[reason] += 1
+        self._metrics.poll_errors.labels(account_id=account_id, reason=reason).inc()
+        log.warning("account_poll_failed", account_id=account_id, reason=reason, error=message)
+        # Keep the last good figures: the collector hides them once older than --max-data-age.
+        return AccountSnapshot(
+            account_id=account_id,
+            up=False,
+            queues=previous.queues if previous else (),
+            data_time=previous.data_time if previous else None,
+            last_success=previous.last_success if previous else None,
+            queue_count=previous.queue_count if previous else None,
+            error=reason,
+        )
+
+    async def _fetch(self, account_id: str, stats: _PollStats) -> AccountSnapshot:
+        discovery = self._discovery.setdefault(account_id, _Discovery())
+        now = self._clock()
+        if discovery.queues is None or discovery.stale or now - discovery.at >= self._settings.discovery_interval:
+            queues = await self._client.list_queues(account_id)
+            discovery.queues, discovery.at, discovery.stale = queues, now, False
+            self._carry.forget_queues(account_id, {q.id for q in queues})
+            if not queues:
+                log.info("no_queues", account_id=account_id)
+        queues = discovery.queues
+        statuses = await self._client.queue_list_status(account_id, [q.id for q in queues]) if queues else {}
+        fetched_at = self._clock()
+
+        figures: list[QueueFigures] = []
+        missing = 0
+        for queue in queues:
+            raw = statuses.get(queue.id)
+            if raw is None:
+                missing += 1
+                continue
+            status, bad_fields = parse_queue_status(raw)
+            for name in bad_fields:
+                self._metrics.invalid_fields.labels(account_id=account_id, field=name).inc()
+            if bad_fields:
+                stats.invalid += len(bad_fields)
+                log.debug("invalid_fields", account_id=account_id, queue_id=queue.id, fields=bad_fields)
+            gauges: dict[str, float] = {}
+            for metric, attribute in GAUGES:
+                value = getattr(status, attribute)
+                if value is None:
+                    continue
+                if attribute in WAIT_FIELDS:
+                    stats.waits.append(value)
+                    value *= self._wait_scale
+                gauges[metric] = value
+            daily = {
+                "daily_sessions": status.daily_sessions,
+                "daily_missed_sessions": status.daily_missed_sessions,
+                "daily_abandoned_sessions": status.daily_abandoned_sessions,
+            }
+            counters = self._carry.update(
+                account_id, queue.id, status.node, {k: v for k, v in daily.items() if v is not None}
+            )
+            figures.append(
+                QueueFigures(
+                    account_id=account_id,
+                    queue_id=queue.id,
+                    queue_name=queue.name,
+                    node=status.node,
+                    gauges=MappingProxyType(gauges),
+                    counters=MappingProxyType(counters),
+                )
+            )
+        if missing:
+            # Most likely deleted between discovery and status: look again next poll.
+            discovery.stale = True
+            stats.missing += missing
+            self._metrics.missing_queues.labels(account_id=account_id).inc(missing)
+        stats.queues += len(figures)
+        return AccountSnapshot(
+            account_id=account_id,
+            up=True,
+            queues=tuple(figures),
+            data_time=fetched_at,
+            last_success=fetched_at,
+            queue_count=len(queues),
+        )
+
+    def _check_wait_unit(self, waits: list[float]) -> None:
+        if self._unit_warned or not waits:
+            return
+        nonzero = [w for w in waits if w > 0]
+        if self._settings.wait_unit == "seconds" and any(w > _SECONDS_IMPLAUSIBLE for w in nonzero):
+            self._unit_warned = True
+            log.warning("wait_unit_suspicious", wait_unit="seconds", largest=max(nonzero),
+                        hint="wait figures above a day look like milliseconds; consider --wait-unit milliseconds")
+        elif self._settings.wait_unit == "milliseconds" and len(nonzero) >= 3 and max(nonzero) < 1000:
+            self._unit_warned = True
+            log.warning("wait_unit_suspicious", wait_unit="milliseconds", largest=max(nonzero),
+                        hint="every wait is under one second in milliseconds; consider --wait-unit seconds")

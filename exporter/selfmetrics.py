@@ -1,0 +1,66 @@
+"""The exporter's own instrumentation. Kazoo's figures never go through here (see collector.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
+
+from exporter import __version__
+
+# Polls of a few accounts take tens of milliseconds; a thousand accounts behind a slow Kazoo, seconds.
+POLL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+@dataclass(frozen=True)
+class SelfMetrics:
+    registry: CollectorRegistry
+    api_requests: Counter
+    reauthentications: Counter
+    poll_errors: Counter
+    poll_duration: Histogram
+    missing_queues: Counter
+    invalid_fields: Counter
+
+    def on_request(self, endpoint: str, code: str) -> None:
+        self.api_requests.labels(endpoint=endpoint, code=code).inc()
+
+    def on_reauthenticate(self) -> None:
+        self.reauthentications.inc()
+
+
+def create(registry: CollectorRegistry | None = None, *, process: bool = True) -> SelfMetrics:
+    registry = registry or CollectorRegistry(auto_describe=True)
+    if process:
+        # The default collectors read /proc for this process; they are registered on our own registry
+        # rather than the global one so that tests and --demo can build several exporters.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+    build_info = Gauge("qubicle_exporter_build_info", "Version of qubicle-exporter; always 1.", ["version"],
+                       registry=registry)
+    build_info.labels(version=__version__).set(1)
+    return SelfMetrics(
+        registry=registry,
+        api_requests=Counter("qubicle_api_requests", "HTTP requests to Kazoo by endpoint and status code "
+                             "('error' when no answer came).", ["endpoint", "code"], registry=registry),
+        reauthentications=Counter("qubicle_api_reauthentications",
+                                  "Re-authentications after Kazoo rejected the token (401).", registry=registry),
+        poll_errors=Counter("qubicle_poll_errors", "Failed polls by account and reason.", ["account_id", "reason"],
+                            registry=registry),
+        poll_duration=Histogram("qubicle_poll_duration_seconds", "Wall time of one poll of every account.",
+                                buckets=POLL_BUCKETS, registry=registry),
+        missing_queues=Counter("qubicle_status_missing_queues",
+                               "Queues listed by Kazoo but absent from the status answer (no figures that poll).",
+                               ["account_id"], registry=registry),
+        invalid_fields=Counter("qubicle_invalid_fields",
+                               "Status fields that were missing, null or not numeric (that sample was dropped).",
+                               ["account_id", "field"], registry=registry),
+    )

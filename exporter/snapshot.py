@@ -1,0 +1,111 @@
+"""Immutable figures of one poll, and the monotonic counters carried across Kazoo's daily resets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# Gauge name suffix (after "qubicle_queue_") -> QueueStatus attribute.
+GAUGES: tuple[tuple[str, str], ...] = (
+    ("recipients", "recipients"),
+    ("active_recipients", "active_recipients"),
+    ("available_recipients", "available_recipients"),
+    ("active_sessions", "active_sessions"),
+    ("estimated_wait_seconds", "estimated_wait"),
+    ("average_wait_seconds", "average_wait"),
+    ("longest_wait_seconds", "longest_wait"),
+    ("daily_sessions", "daily_sessions"),
+    ("daily_missed_sessions", "daily_missed_sessions"),
+    ("daily_abandoned_sessions", "daily_abandoned_sessions"),
+)
+WAIT_FIELDS = ("estimated_wait", "average_wait", "longest_wait")
+# Counter name (after "qubicle_queue_", without "_total") -> the daily figure it accumulates.
+COUNTERS: tuple[tuple[str, str], ...] = (
+    ("sessions", "daily_sessions"),
+    ("missed_sessions", "daily_missed_sessions"),
+    ("abandoned_sessions", "daily_abandoned_sessions"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFigures:
+    account_id: str
+    queue_id: str
+    queue_name: str
+    node: str | None
+    gauges: Mapping[str, float]  # only the figures Kazoo sent this poll
+    counters: Mapping[str, float]  # exporter-kept totals, present once the queue was seen
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    account_id: str
+    up: bool
+    queues: tuple[QueueFigures, ...] = ()
+    data_time: float | None = None  # when `queues` were fetched (the last successful poll)
+    last_success: float | None = None
+    queue_count: int | None = None  # queues discovered; 0 = "no queues" (not an error)
+    error: str | None = None  # reason of the last failure, if the last poll failed
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    taken_at: float
+    accounts: Mapping[str, AccountSnapshot] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def ever_succeeded(self) -> bool:
+        return any(a.last_success is not None for a in self.accounts.values())
+
+
+EMPTY = Snapshot(taken_at=0.0)
+
+
+@dataclass(slots=True)
+class _Carry:
+    node: str | None
+    last: float
+    total: float = 0.0
+
+
+class CounterCarry:
+    """Turns Kazoo's daily figures into counters that only go up.
+
+    A counter starts at 0 on the first figure the exporter sees (so an exporter restart never looks
+    like a burst to increase()), then adds only increases. A drop in the daily figure, or a change of
+    `node` (the queue process restarted or moved, which resets its figures), is a reset: the new
+    figure is the increase since. Owned by the poller; not thread-safe by design (one poll at a time).
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[tuple[str, str, str], _Carry] = {}
+
+    def update(self, account_id: str, queue_id: str, node: str | None, daily: Mapping[str, float]) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for counter, figure in COUNTERS:
+            key = (account_id, queue_id, counter)
+            state = self._state.get(key)
+            value = daily.get(figure)
+            if value is None:
+                if state is not None:
+                    totals[counter] = state.total
+                continue
+            if state is None:
+                self._state[key] = state = _Carry(node=node, last=value)
+            else:
+                reset = value < state.last or (node is not None and state.node is not None and node != state.node)
+                state.total += value if reset else value - state.last
+                state.last = value
+                if node is not None:
+                    state.node = node
+            totals[counter] = state.total
+        return totals
+
+    def forget_queues(self, account_id: str, keep: set[str]) -> None:
+        """Drops the state of queues that no longer exist in Kazoo."""
+        for key in [k for k in self._state if k[0] == account_id and k[1] not in keep]:
+            del self._state[key]
+
+    def __len__(self) -> int:
+        return len(self._state)

@@ -1,0 +1,154 @@
+"""Flags, QUBICLE_* environment variables and the YAML file end in one validated Settings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter import __version__
+from exporter.cli import parse_args
+from exporter.config import ConfigError, Shard
+
+ACC1, ACC2 = "0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210"
+KEY = "k" * 64
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> str:
+    path = tmp_path / "api-key"
+    path.write_text(KEY + "\n")
+    return str(path)
+
+
+def base(key_file: str) -> list[str]:
+    return ["--kazoo-url", "http://kazoo.test:8000/", "--account-id", ACC1, "--api-key-file", key_file]
+
+
+def test_flags_make_settings_with_defaults(key_file):
+    command, s = parse_args(base(key_file), environ={})
+    assert command == "run"
+    assert s.kazoo_url == "http://kazoo.test:8000"
+    assert s.account_ids == (ACC1,)
+    assert s.secrets.api_key == KEY
+    assert (s.interval, s.max_data_age, s.poll_timeout, s.status_batch_size) == (10.0, 30.0, 10.0, 100)
+    assert s.listen == "0.0.0.0:10147"
+
+
+def test_every_flag_reads_an_environment_variable(key_file):
+    env = {
+        "QUBICLE_KAZOO_URL": "https://kz.test",
+        "QUBICLE_ACCOUNT_ID": f"{ACC1}, {ACC2}",
+        "QUBICLE_API_KEY_FILE": key_file,
+        "QUBICLE_INTERVAL": "5",
+        "QUBICLE_DISCOVER_DESCENDANTS": "true",
+        "QUBICLE_SHARD": "2/3",
+        "QUBICLE_WAIT_UNIT": "milliseconds",
+    }
+    _, s = parse_args([], environ=env)
+    assert s.account_ids == (ACC1, ACC2)
+    assert s.interval == 5 and s.max_data_age == 15  # 3 intervals by default
+    assert s.discover_descendants is True
+    assert s.shard == Shard(2, 3)
+    assert s.wait_unit == "milliseconds"
+
+
+def test_secret_values_come_from_the_environment_too():
+    env = {"QUBICLE_KAZOO_URL": "http://kz.test", "QUBICLE_ACCOUNT_ID": ACC1, "QUBICLE_AUTH_TOKEN": "tok-123"}
+    _, s = parse_args([], environ=env)
+    assert s.secrets.auth_token == "tok-123"
+    assert "tok-123" not in repr(s)
+
+
+def test_config_file_then_env_then_flags(tmp_path, key_file):
+    config = tmp_path / "qubicle.yml"
+    config.write_text(f"kazoo-url: http://from-file:8000\naccount_id: [{ACC1}]\ninterval: 20\n"
+                      f"api-key-file: {key_file}\nmax-concurrency: 4\n")
+    _, s = parse_args(["--config", str(config), "--interval", "7"], environ={"QUBICLE_MAX_CONCURRENCY": "8"})
+    assert s.kazoo_url == "http://from-file:8000"
+    assert s.interval == 7
+    assert s.max_concurrency == 8
+
+
+def test_go_exporter_flag_spellings(key_file):
+    _, s = parse_args(base(key_file) + ["--web.listen-address", ":9999", "--log.level", "debug",
+                                        "--log.format", "json", "--web.config.file", "/etc/web.yml"], environ={})
+    assert (s.listen, s.log_level, s.log_format, s.web_config_file) == (":9999", "debug", "json", "/etc/web.yml")
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "message"),
+    [
+        (["--interval", "0"], {}, "--interval: must be greater than 0"),
+        (["--shard", "4/3"], {}, "--shard"),
+        (["--account-id", "not-an-id"], {}, "--account-id: 'not-an-id'"),
+        (["--wait-unit", "hours"], {}, "--wait-unit (flag): expected one of seconds, milliseconds"),
+        (["--max-data-age", "5"], {}, "--max-data-age: must be at least --interval"),
+        ([], {"QUBICLE_INTERVAL": "soon"}, "--interval ($QUBICLE_INTERVAL): invalid value 'soon'"),
+        ([], {"QUBICLE_DEMO": "maybe"}, "--demo ($QUBICLE_DEMO): expected true or false"),
+    ],
+)
+def test_bad_values_name_the_setting(key_file, extra, env, message):
+    with pytest.raises(ConfigError) as info:
+        parse_args(base(key_file) + extra, environ=env)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_api_key_length_is_checked_without_printing_it(tmp_path):
+    short = tmp_path / "key"
+    short.write_text("secret-short-key")
+    with pytest.raises(ConfigError) as info:
+        parse_args(["--kazoo-url", "http://kz", "--account-id", ACC1, "--api-key-file", str(short)], environ={})
+    assert "exactly 64 characters, got 16" in str(info.value)
+    assert "secret-short-key" not in str(info.value)
+
+
+def test_missing_credentials_and_conflicting_ones(key_file, tmp_path):
+    with pytest.raises(ConfigError, match="credentials: set one of"):
+        parse_args(["--kazoo-url", "http://kz", "--account-id", ACC1], environ={})
+    with pytest.raises(ConfigError, match="only one"):
+        parse_args(base(key_file), environ={"QUBICLE_AUTH_TOKEN": "t"})
+    pw = tmp_path / "pw"
+    pw.write_text("hunter2")
+    with pytest.raises(ConfigError, match="--account-name: required"):
+        parse_args(["--kazoo-url", "http://kz", "--account-id", ACC1, "--username", "Bob",
+                    "--password-file", str(pw)], environ={})
+
+
+def test_config_file_rejects_unknown_keys_and_secrets(tmp_path):
+    bad = tmp_path / "c.yml"
+    bad.write_text("kazoo-url: http://kz\nintervall: 3\n")
+    with pytest.raises(ConfigError, match="unknown setting 'intervall'"):
+        parse_args(["--config", str(bad)], environ={})
+    bad.write_text("api_key: abc\n")
+    with pytest.raises(ConfigError, match="cannot be set in the file"):
+        parse_args(["--config", str(bad)], environ={})
+    bad.write_text("kazoo-url: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        parse_args(["--config", str(bad)], environ={})
+
+
+def test_demo_needs_no_kazoo_settings():
+    _, s = parse_args(["--demo", "--demo-speed", "60"], environ={})
+    assert s.demo.enabled and s.demo.speed == 60
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin"})
+
+
+def test_bad_flag_exits_2_with_one_line():
+    for args in (["--interval", "x", "--demo"], ["--no-such-flag"], ["--interval", "-1", "--demo"]):
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("qubicle-exporter: error:")
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"qubicle-exporter {__version__}"
