@@ -152,3 +152,15 @@ def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"qubicle-exporter {__version__}"
+
+
+def test_readme_documents_every_flag_and_env_var():
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("<!-- flags-table:start -->")[1].split("<!-- flags-table:end -->")[0]
+    from exporter.cli import OPTIONS
+
+    for option in OPTIONS:
+        assert f"`--{option.name}`" in table, option.name
+        assert f"`{option.env}`" in table, option.env
+        for alias in option.aliases:
+            assert f"`{alias}`" in table, alias

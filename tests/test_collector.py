@@ -1,0 +1,69 @@
+"""The Collector yields exactly what the current snapshot holds, and hides figures that are too old."""
+
+from types import MappingProxyType
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.collector import SnapshotCollector
+from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
+
+A = "a" * 32
+
+
+def queue(qid: str, name: str, **gauges: float) -> QueueFigures:
+    return QueueFigures(A, qid, name, "kz1@node", MappingProxyType(gauges), MappingProxyType({"sessions": 3.0}))
+
+
+def snapshot(*queues: QueueFigures, up: bool = True, data_time: float = 1000.0) -> Snapshot:
+    account = AccountSnapshot(A, up=up, queues=tuple(queues), data_time=data_time, last_success=data_time,
+                              queue_count=len(queues))
+    return Snapshot(taken_at=data_time, accounts=MappingProxyType({A: account}))
+
+
+def samples(current: list[Snapshot], now: float = 1005.0) -> dict[tuple[str, frozenset], float]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: current[0], max_data_age=30.0, clock=lambda: now))
+    text = generate_latest(registry).decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def labels(qid: str, name: str) -> frozenset:
+    return frozenset({"account_id": A, "queue_id": qid, "queue_name": name}.items())
+
+
+def test_queue_figures_and_counters_are_exported():
+    got = samples([snapshot(queue("q1", "Sales", active_sessions=2, estimated_wait_seconds=45))])
+    assert got[("qubicle_queue_active_sessions", labels("q1", "Sales"))] == 2
+    assert got[("qubicle_queue_estimated_wait_seconds", labels("q1", "Sales"))] == 45
+    assert got[("qubicle_queue_sessions_total", labels("q1", "Sales"))] == 3
+    assert got[("qubicle_queue_info", labels("q1", "Sales") | {("node", "kz1@node")})] == 1
+    assert got[("qubicle_up", frozenset({("account_id", A)}))] == 1
+    assert got[("qubicle_queues", frozenset({("account_id", A)}))] == 1
+
+
+def test_a_missing_figure_is_absent_not_zero():
+    got = samples([snapshot(queue("q1", "Sales", active_sessions=2))])
+    assert ("qubicle_queue_estimated_wait_seconds", labels("q1", "Sales")) not in got
+    assert ("qubicle_queue_active_sessions", labels("q1", "Sales")) in got
+
+
+def test_a_deleted_queue_vanishes_with_the_next_snapshot():
+    current = [snapshot(queue("q1", "Sales", active_sessions=1), queue("q2", "Support", active_sessions=4))]
+    assert ("qubicle_queue_active_sessions", labels("q2", "Support")) in samples(current)
+    current[0] = snapshot(queue("q1", "Sales", active_sessions=1))
+    after = samples(current)
+    assert not [k for k in after if ("queue_id", "q2") in k[1]]
+
+
+def test_failed_account_keeps_figures_until_max_data_age_then_drops_them():
+    stale = [snapshot(queue("q1", "Sales", active_sessions=1), up=False, data_time=1000.0)]
+    fresh_enough = samples(stale, now=1029.0)
+    assert fresh_enough[("qubicle_up", frozenset({("account_id", A)}))] == 0
+    assert ("qubicle_queue_active_sessions", labels("q1", "Sales")) in fresh_enough
+    too_old = samples(stale, now=1031.0)
+    assert too_old[("qubicle_up", frozenset({("account_id", A)}))] == 0
+    assert not [k for k in too_old if k[0].startswith("qubicle_queue_")]
+    # The time of the last success stays visible, so staleness can be alerted on.
+    assert too_old[("qubicle_last_poll_success_timestamp_seconds", frozenset({("account_id", A)}))] == 1000.0
