@@ -113,7 +113,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,
     )
-    server = await WebServer.start(handlers, settings.listen, settings.web_config_file)
+    server = await WebServer.start(handlers, settings.listen, settings.web_config_file,
+                                   metrics_path=settings.metrics_path)
     log.info("listening", addresses=[f"{h}:{p}" for h, p in server.bound], metrics_path=settings.metrics_path)
 
     polls: set[asyncio.Task[object]] = set()

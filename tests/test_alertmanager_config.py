@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from helpers_alertmanager import alertmanager as running_alertmanager
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "alerts" / "alertmanager.example.yml"
@@ -88,12 +89,6 @@ def test_grouping_and_mute_interval():
 
 # --- inhibition, in a real Alertmanager ----------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def api(url: str, body: object | None = None) -> object:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -103,28 +98,9 @@ def api(url: str, body: object | None = None) -> object:
 
 
 @pytest.fixture(scope="module")
-def alertmanager(tmp_path_factory):
-    port = free_port()
-    storage = tmp_path_factory.mktemp("alertmanager")
-    process = subprocess.Popen(
-        [tool("prometheus-alertmanager"), f"--config.file={CONFIG}", f"--storage.path={storage}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stderr.read().decode()
-            try:
-                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "Alertmanager did not become ready"
-                time.sleep(0.1)
+def alertmanager():
+    with running_alertmanager(CONFIG.read_text()) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def alert(name: str, severity: str, instance: str, account: str | None = None, queue: str | None = None) -> dict:

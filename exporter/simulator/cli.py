@@ -1,0 +1,102 @@
+"""`qubicle-simulator`: the Qubicle API simulator as a standalone process."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from exporter.simulator import Faults, Simulator, SimulatorConfig
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected host:port, got {text!r}")
+    return host or "127.0.0.1", int(port)
+
+
+def _zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {text!r}") from None
+    return text
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="qubicle-simulator", description="A Kazoo Qubicle API simulator on loopback.")
+    p.add_argument("--listen", type=_listen, default=("127.0.0.1", 8000), help="host:port (default 127.0.0.1:8000)")
+    p.add_argument("--accounts", type=int, default=3)
+    p.add_argument("--queues", type=int, default=5, help="queues per account")
+    p.add_argument("--sub-accounts", type=int, default=0, help="sub-accounts under each account")
+    p.add_argument("--agents", type=int, default=6, help="agents per queue (varies by +-2)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    p.add_argument("--start", type=datetime.fromisoformat, default=None, help="simulated start, ISO 8601")
+    p.add_argument("--timezone", type=_zone, default="UTC", help="daily totals reset at midnight here")
+    p.add_argument("--token-ttl", type=float, default=3600.0)
+    p.add_argument("--no-rate-limit", action="store_true")
+    p.add_argument("--latency", type=float, default=0.0)
+    p.add_argument("--error-rate", type=_rate, default=0.0)
+    p.add_argument("--rate-limit-rate", type=_rate, default=0.0)
+    p.add_argument("--non-json-rate", type=_rate, default=0.0)
+    p.add_argument("--token-expire-every", type=int, default=0)
+    p.add_argument("--queue-churn-per-minute", type=float, default=0.0)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.accounts < 0 or args.queues < 0 or args.speed < 0:
+        print("qubicle-simulator: error: --accounts, --queues and --speed must not be negative", file=sys.stderr)
+        return 2
+    start = args.start
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=ZoneInfo(args.timezone))
+    config = SimulatorConfig(
+        accounts=args.accounts, queues_per_account=args.queues, sub_accounts=args.sub_accounts,
+        agents_per_queue=args.agents, seed=args.seed, speed=args.speed, start=start, timezone=args.timezone,
+        token_ttl=args.token_ttl, rate_limit=not args.no_rate_limit,
+        faults=Faults(latency=args.latency, error_rate=args.error_rate, rate_limit_rate=args.rate_limit_rate,
+                      non_json_rate=args.non_json_rate, token_expire_every=args.token_expire_every,
+                      queue_churn_per_minute=args.queue_churn_per_minute),
+    )
+    simulator = Simulator(config)
+    host, port = args.listen
+    try:
+        simulator.start(host=host, port=port)
+    except OSError as exc:
+        print(f"qubicle-simulator: error: cannot listen on {host}:{port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"url: {simulator.url}", flush=True)
+    print(f"api_key: {simulator.api_key}", flush=True)
+    print(f"master_account_id: {simulator.master_account_id}", flush=True)
+    print(f"account_ids: {','.join(simulator.account_ids)}", flush=True)
+    stop.wait()
+    simulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The simulated platform: accounts, queues, tokens, rate limits, faults and the clock. Thread-safe."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from exporter.simulator.model import QueueModel
+
+_NAMES = ["Sales", "Support", "Billing", "Reception", "Technical", "Renewals", "Escalations", "Spanish",
+          "VIP", "Outbound callbacks", "Orders", "Returns", "Front desk", "After hours", "Claims", "Dispatch"]
+
+
+@dataclass
+class Faults:
+    latency: float = 0.0
+    latency_spike_rate: float = 0.0
+    latency_spike: float = 0.0
+    error_rate: float = 0.0
+    rate_limit_rate: float = 0.0
+    retry_after: float | None = None
+    non_json_rate: float = 0.0
+    token_expire_every: int = 0
+    drop_field_rate: float = 0.0
+    queue_churn_per_minute: float = 0.0
+    down: bool = False
+
+
+@dataclass
+class SimulatorConfig:
+    accounts: int = 3
+    queues_per_account: int = 5
+    sub_accounts: int = 0
+    agents_per_queue: int = 6
+    seed: int | None = None
+    speed: float = 1.0
+    start: datetime | None = None
+    timezone: str = "UTC"
+    token_ttl: float = 3600.0
+    rate_limit: bool = True
+    page_size: int = 50
+    longest_wait: bool = True
+    username: str = "supervisor"
+    password: str = "demo-password"
+    account_name: str = "Demo Reseller"
+    no_qubicle_accounts: int = 0
+    empty_accounts: int = 0
+    faults: Faults = field(default_factory=Faults)
+
+
+@dataclass
+class Account:
+    id: str
+    name: str
+    parent: str | None
+    qubicle: bool = True
+    queues: dict[str, QueueModel] = field(default_factory=dict)
+
+
+@dataclass
+class Token:
+    account_id: str
+    expires: float  # real unix time
+    requests: int = 0
+
+
+class RateLimiter:
+    """Crossbar's bucket per client and account: 100 tokens, refilled at 10 per second."""
+
+    def __init__(self, size: float = 100.0, refill: float = 10.0) -> None:
+        self.size, self.refill = size, refill
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def take(self, client: str, account_id: str, cost: float) -> tuple[bool, float]:
+        now = time.monotonic()
+        level, at = self._buckets.get((client, account_id), (self.size, now))
+        level = min(self.size, level + (now - at) * self.refill)
+        ok = level >= cost
+        if ok:
+            level -= cost
+        self._buckets[(client, account_id)] = (level, now)
+        return ok, level
+
+
+class SimState:
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.lock = threading.RLock()
+        self.rng = random.Random(config.seed)
+        self.tz = ZoneInfo(config.timezone)
+        self.faults = replace(config.faults)
+        start = config.start or datetime.now(timezone.utc)
+        self._sim_start = start.timestamp()
+        self._real_start = time.monotonic()
+        self._offset = 0.0
+        self.secret = self.rng.randbytes(32)
+        self.api_key = self.rng.randbytes(32).hex()  # 64 characters
+        self.accounts: dict[str, Account] = {}
+        self.tokens: dict[str, Token] = {}
+        self.limiter = RateLimiter()
+        self.request_count = 0
+        self.requests_by_endpoint: dict[str, int] = {}
+        self.master = self._account("Demo Reseller", None)
+        self.top: list[str] = []
+        for i in range(config.accounts):
+            account = self._account(f"Customer {i + 1}", self.master.id)
+            self.top.append(account.id)
+            self._populate(account)
+            for j in range(config.sub_accounts):
+                self._populate(self._account(f"Customer {i + 1} site {j + 1}", account.id))
+        self.no_qubicle = [self._account(f"No call center {i + 1}", self.master.id, qubicle=False).id
+                           for i in range(config.no_qubicle_accounts)]
+        self.empty = [self._account(f"No queues {i + 1}", self.master.id).id for i in range(config.empty_accounts)]
+        self.foreign = self._account("Someone else", None).id
+
+    # ---- clock ---------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self._sim_start + (time.monotonic() - self._real_start) * self.config.speed + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self._offset += seconds
+            now = self.now()
+            for account in self.accounts.values():
+                for queue in account.queues.values():
+                    queue.advance(now)
+
+    # ---- accounts and queues ---------------------------------------------------------------------
+
+    def _id(self) -> str:
+        return self.rng.randbytes(16).hex()
+
+    def _account(self, name: str, parent: str | None, qubicle: bool = True) -> Account:
+        account = Account(self._id(), name, parent, qubicle)
+        self.accounts[account.id] = account
+        return account
+
+    def _populate(self, account: Account) -> None:
+        for k in range(self.config.queues_per_account):
+            self.create_queue(account.id, _NAMES[k % len(_NAMES)] + ("" if k < len(_NAMES) else f" {k}"))
+
+    def create_queue(self, account_id: str, name: str, **settings: object) -> str:
+        with self.lock:
+            account = self.accounts[account_id]
+            queue = QueueModel(queue_id=self._id(), name=name, rng=random.Random(self.rng.random()), tz=self.tz,
+                               now=self.now())
+            queue.settings.update(settings)
+            agents = max(1, self.config.agents_per_queue + self.rng.randint(-2, 2)) \
+                if self.config.agents_per_queue else 0
+            # Load between 0.6 and 1.1 of what the logged-in agents can take at the peak, so the
+            # demo shows waits, abandons and misses at busy hours and calm at night.
+            per_agent = 3600.0 / (queue.talk_mean + float(queue.settings["agent_wrapup_time"]))  # type: ignore[arg-type]
+            queue.peak_per_hour = max(2.0, agents * per_agent * self.rng.uniform(0.6, 1.1) * 0.7)
+            queue.patience_mean = self.rng.uniform(60, 240)
+            queue.node = f"qubicle@kz{self.rng.randint(1, 3)}.example.net"
+            for _ in range(agents):
+                queue.add_agent(self._id())
+            account.queues[queue.queue_id] = queue
+            return queue.queue_id
+
+    def delete_queue(self, account_id: str, queue_id: str) -> None:
+        with self.lock:
+            self.accounts[account_id].queues.pop(queue_id, None)
+
+    def queue(self, account_id: str, queue_id: str) -> QueueModel | None:
+        with self.lock:
+            account = self.accounts.get(account_id)
+            queue = account.queues.get(queue_id) if account else None
+            if queue is not None:
+                queue.advance(self.now())
+            return queue
+
+    def restart_queue(self, account_id: str, queue_id: str) -> None:
+        with self.lock:
+            queue = self.queue(account_id, queue_id)
+            if queue is None:
+                raise KeyError(queue_id)
+            current = queue.node
+            while queue.node == current:
+                queue.node = f"qubicle@kz{self.rng.randint(1, 9)}.example.net"
+            queue.reset_daily()
+
+    def churn(self) -> None:
+        with self.lock:
+            candidates = [a for a in self.accounts.values() if a.qubicle and a.parent]
+            if not candidates:
+                return
+            account = self.rng.choice(candidates)
+            if account.queues and self.rng.random() < 0.5:
+                self.delete_queue(account.id, self.rng.choice(list(account.queues)))
+            else:
+                self.create_queue(account.id, f"Pop-up {self.rng.randint(1, 999)}")
+
+    def in_tree(self, root: str, account_id: str) -> bool:
+        current: str | None = account_id
+        while current is not None:
+            if current == root:
+                return True
+            current = self.accounts[current].parent if current in self.accounts else None
+        return False
+
+    def descendants(self, account_id: str) -> list[Account]:
+        found = []
+        frontier = [account_id]
+        while frontier:
+            parent = frontier.pop()
+            children = [a for a in self.accounts.values() if a.parent == parent]
+            found += children
+            frontier += [c.id for c in children]
+        return found
+
+    # ---- tokens ----------------------------------------------------------------------------------
+
+    def issue_token(self, account_id: str | None = None, ttl: float | None = None) -> str:
+        account_id = account_id or self.master.id
+        ttl = self.config.token_ttl if ttl is None else ttl
+        now = time.time()
+        payload = {"account_id": account_id, "iat": int(now), "exp": int(now + ttl),
+                   "jti": self.rng.randbytes(8).hex()}
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(payload).encode())
+        token = head + "." + b64(hmac.new(self.secret, head.encode(), hashlib.sha256).digest())
+        with self.lock:
+            self.tokens[token] = Token(account_id, now + ttl)
+        return token
+
+    def check_token(self, token: str | None) -> Token | None:
+        with self.lock:
+            entry = self.tokens.get(token or "")
+            if entry is None:
+                return None
+            if time.time() >= entry.expires:
+                del self.tokens[token or ""]
+                return None
+            entry.requests += 1
+            every = self.faults.token_expire_every
+            if every and entry.requests > every:
+                del self.tokens[token or ""]
+                return None
+            return entry
+
+    def user_credentials(self) -> str:
+        c = self.config
+        return hashlib.md5(f"{c.username.lower()}:{c.password}".encode()).hexdigest()

@@ -1,0 +1,84 @@
+"""End to end: simulator -> exporter -> real Prometheus with our rules -> real Alertmanager -> webhook.
+
+A burst of abandoned callers on one queue must page QubicleAbandonRateHigh for that queue and
+nothing for the healthy queues. The shipped rule files are loaded as they are, except that every
+`for:` is shortened so that the test takes seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT, exporter_process
+from helpers_alertmanager import alertmanager, webhook_receiver
+from helpers_prometheus import PROMETHEUS_QUERY_TIMEOUT, prometheus  # noqa: F401
+
+RULE_FILES = [ROOT / "alerts" / "qubicle.rules.yml", ROOT / "alerts" / "qubicle.alerts.yml"]
+
+
+def shortened_rules(tmp_path: Path) -> list[Path]:
+    paths = []
+    for source in RULE_FILES:
+        text = re.sub(r"^( +)for: \d+[smh]$", r"\1for: 1s", source.read_text(), flags=re.M)
+        path = tmp_path / source.name
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
+    # A frozen clock at 10:00 on a weekday: agents are on shift, no caller arrives by itself, so the
+    # only traffic is the burst below and the healthy queues stay healthy.
+    sim = make_simulator(accounts=1, queues_per_account=3, seed=11, speed=0,
+                         start=datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc))
+    account = sim.account_ids[0]
+    queues = [q for q, _ in sim.queues(account)]
+    target, healthy = queues[0], queues[1:]
+    key_file = tmp_path / "api-key"
+    key_file.write_text(sim.api_key)
+
+    with webhook_receiver() as receiver, alertmanager(yaml.safe_dump({
+        "route": {"receiver": "test", "group_by": ["alertname", "account_id", "queue_id"],
+                  "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "test", "webhook_configs": [{"url": receiver.url, "send_resolved": False}]}],
+    })) as am_url, exporter_process("--kazoo-url", sim.url, "--account-id", account,
+                                    "--api-key-file", str(key_file), "--interval", "1") as exporter:
+        host = exporter.url.removeprefix("http://")
+        with prometheus(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.removeprefix("http://")]}]}]},
+                "rule_files": [str(p) for p in shortened_rules(tmp_path)],
+                "scrape_configs": [{"job_name": "qubicle", "static_configs": [{"targets": [host]}]}],
+            }
+        ) as prom:
+            # The exporter's counters start at 0 on the first figure they see: the burst must come
+            # after Prometheus has that first sample, or it would be the baseline.
+            prom.wait_for(f'qubicle_queue_abandoned_sessions_total{{queue_id="{target}"}}',
+                          lambda result: len(result) == 1, timeout=30)
+            time.sleep(2)
+            sim.burst(account, target, "abandoned", 20)
+
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any(a["labels"].get("alertname") == "QubicleAbandonRateHigh" for a in receiver.alerts()):
+                    break
+                time.sleep(0.5)
+            time.sleep(3)  # room for any wrong notification to arrive too
+            alerts = receiver.alerts()
+
+    abandon = [a for a in alerts if a["labels"]["alertname"] == "QubicleAbandonRateHigh"]
+    assert abandon, f"no QubicleAbandonRateHigh received; got {[a['labels'] for a in alerts]}"
+    assert {a["labels"]["queue_id"] for a in abandon} == {target}
+    assert {a["labels"]["severity"] for a in abandon} == {"warning", "critical"}
+    first = abandon[0]
+    assert first["labels"]["account_id"] == account
+    assert first["annotations"]["runbook_url"].endswith("#qubicleabandonratehigh")
+    assert dict(sim.queues(account))[target] in first["annotations"]["description"]
+    paged_queues = {a["labels"].get("queue_id") for a in alerts} - {None}
+    assert paged_queues == {target}, f"healthy queues {set(healthy) & paged_queues} were paged"
