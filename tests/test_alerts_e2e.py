@@ -16,7 +16,7 @@ import yaml
 
 from conftest import ROOT, exporter_process
 from helpers_alertmanager import alertmanager, webhook_receiver
-from helpers_prometheus import PROMETHEUS_QUERY_TIMEOUT, prometheus  # noqa: F401
+from helpers_prometheus import prometheus
 
 RULE_FILES = [ROOT / "alerts" / "qubicle.rules.yml", ROOT / "alerts" / "qubicle.alerts.yml"]
 
