@@ -60,9 +60,12 @@ class ExporterProcess:
 
 
 @contextmanager
-def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool = True,
+def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool = True, probe: bool = True,
                      timeout: float = 30.0) -> Iterator[ExporterProcess]:
-    """Runs `python -m exporter` on a free loopback port until the block ends (then SIGTERM)."""
+    """Runs `python -m exporter` on a free loopback port until the block ends (then SIGTERM).
+
+    With probe=False (TLS or basic auth in front), it only waits for the port to accept connections.
+    """
     port = free_port()
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1", **(env or {})}
     log_dir = Path(tempfile.mkdtemp(prefix="qubicle-exporter-"))
@@ -79,11 +82,18 @@ def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool 
         while True:
             if proc.poll() is not None:
                 raise AssertionError(f"exporter exited with {proc.returncode}: {exporter.logs()[-2000:]}")
-            try:
-                if httpx.get(exporter.url + path, timeout=1).status_code == 200:
+            if not probe:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
-            except httpx.HTTPError:
-                pass
+                except OSError:
+                    pass
+            else:
+                try:
+                    if httpx.get(exporter.url + path, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"exporter not {path} within {timeout}s: {exporter.logs()[-2000:]}")
             time.sleep(0.1)
