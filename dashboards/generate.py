@@ -1,0 +1,333 @@
+"""Grafana dashboards of qubicle-exporter, as code (Grafana's own grafana-foundation-sdk).
+
+    python dashboards/generate.py          # writes dashboards/*.json
+    python dashboards/generate.py --check  # exits 1 if a committed file differs from the code
+
+The JSON files are committed so users can import or provision them without Python; a test fails
+when they drift from this code. Colour thresholds mirror the alert thresholds in
+alerts/qubicle.rules.yml (ESTIMATED_WAIT_*, ABANDON_RATIO_*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig, ReduceDataOptions, VizLegendOptions
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    Threshold,
+    ThresholdsMode,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
+
+HERE = Path(__file__).resolve().parent
+
+# The alert thresholds (alerts/qubicle.rules.yml): the wallboard turns amber/red where they fire.
+ESTIMATED_WAIT_WARNING, ESTIMATED_WAIT_CRITICAL = 120, 300
+ABANDON_RATIO_WARNING, ABANDON_RATIO_CRITICAL = 0.10, 0.25
+
+DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
+QUEUE = 'job=~"$job", account_id=~"$account", queue_id=~"$queue"'
+ONE_QUEUE = 'job=~"$job", account_id=~"$account", queue_id="$queue"'
+ACCOUNT = 'job=~"$job", account_id=~"$account"'
+
+GREEN, AMBER, RED, BLUE = "green", "orange", "red", "blue"
+
+
+def thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
+    return dash.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps([Threshold(v, c) for v, c in steps])
+
+
+def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
+    q = prometheus.Dataquery().expr(expr).legend_format(legend or "__auto").ref_id(ref).datasource(DS)
+    return q.instant() if instant else q.range()
+
+
+def row(title: str) -> dash.Row:
+    # Rows are opened in finish(): the builder marks a row collapsed as soon as it holds a panel.
+    return dash.Row(title)
+
+
+# ---- variables ----------------------------------------------------------------------------------
+
+def variables(board: dash.Dashboard, *, queue: bool) -> dash.Dashboard:
+    board = board.with_variable(
+        dash.DatasourceVariable("datasource").label("Data source").type("prometheus")
+        .current(VariableOption(text="${DS_PROMETHEUS}", value="${DS_PROMETHEUS}", selected=True))
+    )
+    board = board.with_variable(
+        dash.QueryVariable("job").label("Job").datasource(DS).query("label_values(qubicle_up, job)")
+        .refresh(VariableRefresh.ON_DASHBOARD_LOAD).sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True).include_all(True).all_value(".+")
+    )
+    board = board.with_variable(
+        dash.QueryVariable("account").label("Account").datasource(DS)
+        .query('label_values(qubicle_up{job=~"$job"}, account_id)')
+        .refresh(VariableRefresh.ON_DASHBOARD_LOAD).sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True).include_all(True).all_value(".+")
+    )
+    if queue:
+        # Queue names are not unique across accounts: the value is the id, the text the name.
+        board = board.with_variable(
+            dash.QueryVariable("queue").label("Queue").datasource(DS)
+            .query({"query": f'query_result(qubicle_queue_info{{{ACCOUNT}}})', "refId": "queue"})
+            .regex('/.*queue_id="(?<value>[^"]*)".*queue_name="(?<text>[^"]*)".*/')
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
+            .multi(True).include_all(True).all_value(".+")
+        )
+    return board
+
+
+# ---- wallboard ------------------------------------------------------------------------------------
+
+def big_stat(title: str, expr: str, unit: str, steps: tuple[tuple[float | None, str], ...],
+             decimals: int = 0) -> stat.Panel:
+    return (
+        stat.Panel().title(title).datasource(DS).with_target(query(expr, instant=True))
+        .unit(unit).decimals(decimals).thresholds(thresholds(*steps))
+        .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE).justify_mode(common.BigValueJustifyMode.CENTER)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .no_value("–").height(3).span(3)
+    )
+
+
+def wallboard() -> dict[str, Any]:
+    queue_row = (
+        row("${queue:text}").repeat("queue")
+        .with_panel(big_stat("Callers waiting", f"sum(qubicle_queue_active_sessions{{{ONE_QUEUE}}})", "none",
+                             ((None, GREEN), (1, AMBER), (5, RED))))
+        # Red at 0 ready agents: the condition of QubicleCallersWaitingNoAgentReady.
+        .with_panel(big_stat("Agents ready", f"sum(qubicle_queue_available_recipients{{{ONE_QUEUE}}})", "none",
+                             ((None, RED), (1, GREEN))))
+        .with_panel(big_stat("Logged in", f"sum(qubicle_queue_active_recipients{{{ONE_QUEUE}}})", "none",
+                             ((None, RED), (1, BLUE))))
+        .with_panel(big_stat("Est. wait", f"max(qubicle_queue_estimated_wait_seconds{{{ONE_QUEUE}}})", "s",
+                             ((None, GREEN), (ESTIMATED_WAIT_WARNING, AMBER), (ESTIMATED_WAIT_CRITICAL, RED))))
+        .with_panel(big_stat("Calls today", f"sum(qubicle_queue_daily_sessions{{{ONE_QUEUE}}})", "none",
+                             ((None, BLUE),)))
+        .with_panel(big_stat("Missed today", f"sum(qubicle_queue_daily_missed_sessions{{{ONE_QUEUE}}})", "none",
+                             ((None, GREEN), (1, AMBER))))
+        .with_panel(big_stat("Abandoned today", f"sum(qubicle_queue_daily_abandoned_sessions{{{ONE_QUEUE}}})",
+                             "none", ((None, GREEN), (1, AMBER))))
+        .with_panel(big_stat(
+            "Abandoned %",
+            f"sum(qubicle_queue_daily_abandoned_sessions{{{ONE_QUEUE}}})"
+            f" / (sum(qubicle_queue_daily_sessions{{{ONE_QUEUE}}}) > 0)",
+            "percentunit", ((None, GREEN), (ABANDON_RATIO_WARNING, AMBER), (ABANDON_RATIO_CRITICAL, RED)), decimals=1,
+        ))
+    )
+    board = (
+        dash.Dashboard("Qubicle wallboard").uid("qubicle-wallboard").tags(["qubicle", "kazoo", "call-center"])
+        .description("Per queue, for a TV in kiosk mode: callers waiting, agents, wait, today's calls.")
+        .refresh("10s").time("now-1h", "now").timezone("browser").editable()
+    )
+    return finish(variables(board, queue=True).with_row(queue_row))
+
+
+# ---- queue trends ---------------------------------------------------------------------------------
+
+def graph(title: str, unit: str, *targets: prometheus.Dataquery, width: int = 12,
+          steps: tuple[tuple[float | None, str], ...] | None = None) -> timeseries.Panel:
+    panel = (
+        timeseries.Panel().title(title).datasource(DS).unit(unit).height(8).span(width)
+        .fill_opacity(10).line_width(1).show_points(common.VisibilityMode.NEVER)
+        .legend(VizLegendOptions().display_mode(common.LegendDisplayMode.TABLE)
+                .placement(common.LegendPlacement.BOTTOM).show_legend(True).calcs(["lastNotNull", "max"]))
+    )
+    if steps:
+        panel = panel.thresholds(thresholds(*steps)).thresholds_style(
+            GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE_AND_AREA))
+    for target in targets:
+        panel = panel.with_target(target)
+    return panel
+
+
+def queues_dashboard() -> dict[str, Any]:
+    legend = "{{queue_name}} ({{account_id}})"
+    board = (
+        dash.Dashboard("Qubicle queues").uid("qubicle-queues").tags(["qubicle", "kazoo", "call-center"])
+        .description("Queue trends for supervisors: calls, missed and abandoned, waits, agents.")
+        .refresh("1m").time("now-24h", "now").timezone("browser").editable()
+        .annotation(
+            dash.AnnotationQuery().name("Qubicle alerts").datasource(DS).enable(True).icon_color("red")
+            .expr('ALERTS{alertstate="firing", alertname=~"Qubicle.*", account_id=~"$account"}')
+        )
+    )
+    board = variables(board, queue=True)
+    board = board.with_row(
+        row("Calls")
+        .with_panel(graph("Calls per interval", "short",
+                          query(f"sum by (account_id, queue_id, queue_name) "
+                                f"(increase(qubicle_queue_sessions_total{{{QUEUE}}}[$__rate_interval]))", legend)))
+        .with_panel(graph("Missed and abandoned per hour", "short",
+                          query(f"sum by (account_id, queue_id, queue_name) "
+                                f"(queue:qubicle_queue_missed_sessions:increase1h{{{QUEUE}}})",
+                                "missed: " + legend, "A"),
+                          query(f"sum by (account_id, queue_id, queue_name) "
+                                f"(queue:qubicle_queue_abandoned_sessions:increase1h{{{QUEUE}}})",
+                                "abandoned: " + legend, "B")))
+        .with_panel(graph("Abandon ratio (30 min) against the alert thresholds", "percentunit",
+                          query(f"max by (account_id, queue_id, queue_name) "
+                                f"(queue:qubicle_queue_abandoned_sessions:ratio30m{{{QUEUE}}})", legend),
+                          steps=((None, "transparent"), (ABANDON_RATIO_WARNING, AMBER), (ABANDON_RATIO_CRITICAL, RED))))
+        .with_panel(graph("Callers waiting", "short",
+                          query(f"max by (account_id, queue_id, queue_name) "
+                                f"(qubicle_queue_active_sessions{{{QUEUE}}})", legend)))
+    )
+    board = board.with_row(
+        row("Waits and agents")
+        .with_panel(graph("Estimated and average wait", "s",
+                          query(f"max by (account_id, queue_id, queue_name) "
+                                f"(qubicle_queue_estimated_wait_seconds{{{QUEUE}}})", "estimated: " + legend, "A"),
+                          query(f"max by (account_id, queue_id, queue_name) "
+                                f"(qubicle_queue_average_wait_seconds{{{QUEUE}}})", "average today: " + legend, "B"),
+                          steps=((None, "transparent"), (ESTIMATED_WAIT_WARNING, AMBER),
+                                 (ESTIMATED_WAIT_CRITICAL, RED))))
+        .with_panel(graph("Agents logged in vs ready", "short",
+                          query(f"max by (account_id, queue_id, queue_name) "
+                                f"(qubicle_queue_active_recipients{{{QUEUE}}})", "logged in: " + legend, "A"),
+                          query(f"max by (account_id, queue_id, queue_name) "
+                                f"(qubicle_queue_available_recipients{{{QUEUE}}})", "ready: " + legend, "B")))
+        .with_panel(graph("Agent availability (ready / logged in)", "percentunit",
+                          query(f"max by (account_id, queue_id, queue_name) "
+                                f"(queue:qubicle_queue_available_recipients:ratio{{{QUEUE}}})", legend), width=24))
+    )
+    return finish(board)
+
+
+# ---- exporter health --------------------------------------------------------------------------------
+
+def exporter_dashboard() -> dict[str, Any]:
+    board = (
+        dash.Dashboard("Qubicle exporter").uid("qubicle-exporter").tags(["qubicle", "kazoo", "exporter"])
+        .description("Health of qubicle-exporter: Kazoo reachability, poll cost, API requests, errors.")
+        .refresh("30s").time("now-6h", "now").timezone("browser").editable()
+    )
+    board = variables(board, queue=False)
+    up = (
+        stat.Panel().title("Kazoo reachable, per account").datasource(DS)
+        .with_target(query(f"qubicle_up{{{ACCOUNT}}}", "{{account_id}}", instant=True))
+        .unit("none").thresholds(thresholds((None, RED), (1, GREEN)))
+        .mappings([{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
+                                                  "1": {"text": "UP", "color": "green", "index": 1}}}])
+        .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .height(5).span(12)
+    )
+    age = graph("Age of the data (since the last successful poll)", "s",
+                query(f"time() - qubicle_last_poll_success_timestamp_seconds{{{ACCOUNT}}}", "{{account_id}}"),
+                steps=((None, "transparent"), (30, AMBER), (120, RED)))
+    board = board.with_row(row("Kazoo").with_panel(up).with_panel(age.height(5)))
+    board = board.with_row(
+        row("Polls and API")
+        .with_panel(graph("Poll duration", "s",
+                          query('histogram_quantile(0.5, sum by (le, instance) '
+                                '(rate(qubicle_poll_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
+                                "p50 {{instance}}", "A"),
+                          query('histogram_quantile(0.99, sum by (le, instance) '
+                                '(rate(qubicle_poll_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
+                                "p99 {{instance}}", "B")))
+        .with_panel(graph("Kazoo API requests by endpoint and code", "reqps",
+                          query('sum by (endpoint, code) (rate(qubicle_api_requests_total{job=~"$job"}'
+                                '[$__rate_interval]))', "{{endpoint}} {{code}}")))
+        .with_panel(graph("Poll errors by reason", "short",
+                          query(f"sum by (account_id, reason) "
+                                f"(increase(qubicle_poll_errors_total{{{ACCOUNT}}}[$__rate_interval]))",
+                                "{{reason}} {{account_id}}")))
+        .with_panel(graph("Re-authentications", "short",
+                          query('sum by (instance) (increase(qubicle_api_reauthentications_total{job=~"$job"}'
+                                '[$__rate_interval]))', "{{instance}}")))
+        .with_panel(graph("Queues missing from status answers, invalid fields", "short",
+                          query(f"sum by (account_id) (increase(qubicle_status_missing_queues_total{{{ACCOUNT}}}"
+                                f"[$__rate_interval]))", "missing {{account_id}}", "A"),
+                          query(f"sum by (field) (increase(qubicle_invalid_fields_total{{{ACCOUNT}}}"
+                                f"[$__rate_interval]))", "invalid {{field}}", "B")))
+        .with_panel(graph("Queues per account", "short",
+                          query(f"qubicle_queues{{{ACCOUNT}}}", "{{account_id}}")))
+    )
+    board = board.with_row(
+        row("Process")
+        .with_panel(graph("Memory (RSS)", "bytes",
+                          query('process_resident_memory_bytes{job=~"$job"}', "{{instance}}"), width=8))
+        .with_panel(graph("CPU", "percentunit",
+                          query('rate(process_cpu_seconds_total{job=~"$job"}[$__rate_interval])', "{{instance}}"),
+                          width=8))
+        .with_panel(
+            stat.Panel().title("Version").datasource(DS)
+            .with_target(query('count by (version) (qubicle_exporter_build_info{job=~"$job"})', "{{version}}",
+                               instant=True))
+            .unit("none").text_mode(common.BigValueTextMode.NAME).color_mode(common.BigValueColorMode.NONE)
+            .graph_mode(common.BigValueGraphMode.NONE)
+            .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False)).height(8).span(8)
+        )
+    )
+    return finish(board)
+
+
+# ---- output -------------------------------------------------------------------------------------------
+
+def finish(board: dash.Dashboard) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    # One file serves both ways in: provisioning uses the datasource variable as it is; Grafana's
+    # import UI asks for DS_PROMETHEUS and substitutes it into the variable's default.
+    data["__inputs"] = [{"name": "DS_PROMETHEUS", "label": "Prometheus", "description": "",
+                         "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus"}]
+    data["__requires"] = [{"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"}]
+    # Every row is open (a wallboard must not hide a queue behind a click). Grafana keeps the panels
+    # of an open row in the top-level list, after the row; the builder nests them as for a collapsed
+    # row: flatten, and number every panel.
+    flat: list[dict[str, Any]] = []
+    for panel in data.get("panels", []):
+        flat.append(panel)
+        if panel.get("type") == "row":
+            flat.extend(panel.get("panels", []))
+            panel["panels"] = []
+            panel["collapsed"] = False
+    for number, panel in enumerate(flat, start=1):
+        panel["id"] = number
+    data["panels"] = flat
+    return data
+
+
+DASHBOARDS = {
+    "qubicle-wallboard.json": wallboard,
+    "qubicle-queues.json": queues_dashboard,
+    "qubicle-exporter.json": exporter_dashboard,
+}
+
+
+def render() -> dict[str, str]:
+    return {name: json.dumps(build(), indent=2, sort_keys=True) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if a committed file differs from the code")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in render().items():
+        path = HERE / name
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"out of date (run make dashboards): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
