@@ -11,7 +11,9 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER 10001
 EXPOSE 10147
-# Plain HTTP on loopback; with a --web.config.file that enables TLS or basic auth, override this.
+# Plain HTTP on the default port. With another --listen port, set QUBICLE_HEALTHCHECK_URL; with a
+# --web.config.file that enables TLS or basic auth, override the HEALTHCHECK (it protects every path).
+ENV QUBICLE_HEALTHCHECK_URL=http://127.0.0.1:10147/-/healthy
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10147/-/healthy', timeout=2).status == 200 else 1)"]
+  CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0 if urllib.request.urlopen(os.environ['QUBICLE_HEALTHCHECK_URL'], timeout=2).status == 200 else 1)"]
 ENTRYPOINT ["qubicle-exporter"]

@@ -34,14 +34,22 @@ class SecretRedactor:
                 value = value.replace(secret, REDACTED)
         return _JWT.sub(REDACTED, value)
 
+    def _clean(self, key: str, value: Any) -> Any:
+        if isinstance(value, (bool, int, float)) or value is None:
+            return value
+        if _SECRET_KEYS.search(key) and key != "event":
+            return REDACTED
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._clean(str(k), v) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set)):
+            return [self._clean(key, v) for v in value]
+        return self.scrub(str(value))
+
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
         for key, value in list(event.items()):
-            if _SECRET_KEYS.search(key) and key != "event" and not isinstance(value, (bool, int, float)):
-                event[key] = REDACTED
-            elif isinstance(value, str):
-                event[key] = self.scrub(value)
-            elif value is not None and not isinstance(value, (bool, int, float)):
-                event[key] = self.scrub(str(value))
+            event[key] = self._clean(key, value)
         return event
 
 
