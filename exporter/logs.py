@@ -57,7 +57,7 @@ REDACTOR = SecretRedactor()
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    stream = stream or sys.stderr
+    stream = stream or sys.stdout
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     renderer: Any

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import replace
+from datetime import datetime, timezone
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,6 +17,9 @@ from exporter.config import Secrets, Settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.simulator import Faults
+
+
+MORNING = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 
 
 class Clock:
@@ -63,7 +67,9 @@ async def harness(make_simulator):
     made: list[Harness] = []
 
     def make(sim=None, **overrides) -> Harness:
-        h = Harness(sim or make_simulator(accounts=2, queues_per_account=3, seed=7, speed=0), **overrides)
+        # A fixed start (08:00 on a weekday) so that "a few hours in" is busy whatever the time of the run.
+        h = Harness(sim or make_simulator(accounts=2, queues_per_account=3, seed=7, speed=0, start=MORNING),
+                    **overrides)
         made.append(h)
         return h
 
@@ -207,3 +213,49 @@ async def test_odd_queue_names_are_escaped(harness, make_simulator, tmp_path):
     # promtool lints too (exits 3 on lint warnings only); parse errors exit 1.
     assert result.returncode in (0, 3), result.stderr
     assert "error" not in result.stderr.lower(), result.stderr
+
+
+async def test_descendants_are_discovered_and_empty_accounts_are_no_queues(harness, make_simulator):
+    sim = make_simulator(accounts=1, queues_per_account=2, sub_accounts=2, seed=4, speed=0,
+                         no_qubicle_accounts=1, empty_accounts=1)
+    h = harness(sim, account_ids=[sim.master_account_id], discover_descendants=True)
+    await h.poller.poll()
+    children = sim.sub_account_ids(sim.master_account_id)
+    assert sim.account_ids[0] in children and sim.master_account_id not in children
+    for account in children:
+        assert h.value("qubicle_up", account) == 1, account
+    for account in sim.no_qubicle_account_ids + sim.empty_account_ids:
+        assert h.value("qubicle_queues", account) == 0  # "no queues", not a failure
+    served = {q for (n, labels), _ in h.samples().items() if n == "qubicle_queue_info"
+              for k, q in labels if k == "queue_id"}
+    assert len(served) == 2 + 2 * 2  # the account's queues and its two sub-accounts'
+
+
+async def test_invalid_fields_drop_only_their_sample_and_are_counted(harness, make_simulator):
+    from exporter.simulator import Faults
+
+    sim = make_simulator(accounts=1, queues_per_account=20, seed=9, speed=0)
+    sim.set_faults(Faults(drop_field_rate=1.0))
+    h = harness(sim)
+    await h.poller.poll()
+    account = sim.account_ids[0]
+    counted = sum(child._value.get() for child in h.metrics.invalid_fields._metrics.values())
+    assert counted >= 15  # one bad field in every status (some are dropped optional fields)
+    samples = h.samples()
+    for queue_id, _ in sim.queues(account):
+        present = {n for (n, labels), _ in samples.items() if ("queue_id", queue_id) in labels}
+        # The queue is still served: at most one of its figures is missing.
+        assert "qubicle_queue_info" in present
+        assert len({m for m in present if m.startswith("qubicle_queue_") and not m.endswith("_total")}) >= 9
+
+
+async def test_milliseconds_look_suspicious_when_every_wait_is_under_a_second(harness):
+    from structlog.testing import capture_logs
+
+    h = harness(wait_unit="milliseconds")
+    h.sim.advance(4 * 3600)
+    with capture_logs() as events:
+        await h.poller.poll()
+    assert any(e["event"] == "wait_unit_suspicious" for e in events), [e["event"] for e in events]
+    poll = next(e for e in events if e["event"] == "poll")
+    assert poll["accounts_up"] == 2 and poll["queues"] == 6  # one summary line, not one per queue
