@@ -59,6 +59,61 @@ class ExporterProcess:
         return httpx.get(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
 
 
+def http_ok(url: str) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+def port_open(port: int) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    return probe
+
+
+@contextmanager
+def managed_process(argv: list[str], *, name: str, ready: Callable[[], bool], timeout: float = 30.0,
+                    env: dict[str, str] | None = None, cwd: Path | None = None
+                    ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """Starts a process with its output in a temporary log, waits until `ready()`, stops it after.
+
+    Yields (process, log path). The process gets SIGTERM at the end, SIGKILL if it lingers.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix=f"qubicle-{name}-"))
+    log_path = workdir / f"{name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {proc.returncode}: "
+                                     f"{log_path.read_text(errors='replace')[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} not ready within {timeout}s: "
+                                     f"{log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.1)
+        yield proc, workdir
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @contextmanager
 def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool = True, probe: bool = True,
                      timeout: float = 30.0) -> Iterator[ExporterProcess]:
@@ -67,43 +122,9 @@ def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool 
     With probe=False (TLS or basic auth in front), it only waits for the port to accept connections.
     """
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1", **(env or {})}
-    log_dir = Path(tempfile.mkdtemp(prefix="qubicle-exporter-"))
-    log_path = log_dir / "exporter.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--listen", f"127.0.0.1:{port}", "--log-format", "json", *args],
-            stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-        )
-    exporter = ExporterProcess(f"http://127.0.0.1:{port}", proc, log_path)
-    try:
-        deadline = time.monotonic() + timeout
-        path = "/-/ready" if ready else "/-/healthy"
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"exporter exited with {proc.returncode}: {exporter.logs()[-2000:]}")
-            if not probe:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    pass
-            else:
-                try:
-                    if httpx.get(exporter.url + path, timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"exporter not {path} within {timeout}s: {exporter.logs()[-2000:]}")
-            time.sleep(0.1)
-        yield exporter
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(log_dir, ignore_errors=True)
+    check = http_ok(url + ("/-/ready" if ready else "/-/healthy")) if probe else port_open(port)
+    argv = [sys.executable, "-m", "exporter", "--listen", f"127.0.0.1:{port}", "--log-format", "json", *args]
+    with managed_process(argv, name="exporter", ready=check, timeout=timeout, env=full_env, cwd=ROOT) as (proc, wd):
+        yield ExporterProcess(url, proc, wd / "exporter.log")

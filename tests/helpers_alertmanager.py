@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,9 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 
-from conftest import free_port
+from conftest import free_port, http_ok, managed_process
 
 
 @dataclass
@@ -64,35 +61,14 @@ def alertmanager(config_yaml: str, timeout: float = 30.0) -> Iterator[str]:
     """Starts Alertmanager with this configuration; yields its base URL."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     assert binary, "prometheus-alertmanager is not installed (Debian package prometheus-alertmanager)"
-    workdir = Path(tempfile.mkdtemp(prefix="qubicle-am-"))
-    (workdir / "alertmanager.yml").write_text(config_yaml)
+    config_dir = Path(tempfile.mkdtemp(prefix="qubicle-am-config-"))
+    (config_dir / "alertmanager.yml").write_text(config_yaml)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with open(workdir / "alertmanager.log", "wb") as log:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={workdir / 'alertmanager.yml'}", f"--storage.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+    argv = [binary, f"--config.file={config_dir / 'alertmanager.yml'}", f"--storage.path={config_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address="]
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"alertmanager exited: {(workdir / 'alertmanager.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("alertmanager not ready")
-            time.sleep(0.1)
-        yield url
+        with managed_process(argv, name="alertmanager", ready=http_ok(f"{url}/-/ready"), timeout=timeout):
+            yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(config_dir, ignore_errors=True)

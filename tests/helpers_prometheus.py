@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from conftest import free_port
+from conftest import free_port, http_ok, managed_process
 
 PROMETHEUS_QUERY_TIMEOUT = 10.0
 
@@ -62,35 +61,15 @@ def prometheus(config: dict[str, Any] | str, *, extra_args: tuple[str, ...] = ()
                ) -> Iterator[Prometheus]:
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed (Debian package prometheus; run `make tools`)"
-    workdir = Path(tempfile.mkdtemp(prefix="qubicle-prom-"))
-    (workdir / "prometheus.yml").write_text(config if isinstance(config, str) else yaml.safe_dump(config))
+    config_dir = Path(tempfile.mkdtemp(prefix="qubicle-prom-config-"))
+    config_file = config_dir / "prometheus.yml"
+    config_file.write_text(config if isinstance(config, str) else yaml.safe_dump(config))
     port = free_port()
-    prom = Prometheus(f"http://127.0.0.1:{port}", workdir)
-    with open(workdir / "prometheus.log", "wb") as log:
-        proc = subprocess.Popen(
-            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle", *extra_args],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+    url = f"http://127.0.0.1:{port}"
+    argv = [binary, f"--config.file={config_file}", f"--storage.tsdb.path={config_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}", *extra_args]
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"prometheus exited: {prom.log()[-3000:]}")
-            try:
-                if httpx.get(f"{prom.url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"prometheus not ready within {timeout}s: {prom.log()[-3000:]}")
-            time.sleep(0.1)
-        yield prom
+        with managed_process(argv, name="prometheus", ready=http_ok(f"{url}/-/ready"), timeout=timeout) as (_, wd):
+            yield Prometheus(url, wd)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(config_dir, ignore_errors=True)
