@@ -10,6 +10,7 @@ import asyncio
 import sys
 from typing import TextIO
 
+from exporter import logs
 from exporter.app import client_settings, demo_kazoo
 from exporter.config import Settings
 from exporter.kazoo import KazooClient, KazooError, parse_queue_status
@@ -75,5 +76,8 @@ async def _check(settings: Settings, out: TextIO) -> int:
 
 
 def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
+    # The table goes to stdout and the one reason for a failure to stderr; the client's warnings
+    # would only repeat that reason.
+    logs.configure("error", "console", stream=sys.stderr)
     with demo_kazoo(settings) as effective:
         return asyncio.run(_check(effective, out))

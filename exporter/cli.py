@@ -288,7 +288,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         command, settings = parse_args(argv)
-    except ConfigError as exc:
+        if not settings.demo.enabled:
+            from exporter.app import client_settings
+
+            client_settings(settings)  # the client's own checks (CA file, URL) at start, not at first poll
+    except ValueError as exc:  # ConfigError, or the Kazoo client's own checks
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     if command == "check":

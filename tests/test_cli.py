@@ -148,6 +148,16 @@ def test_bad_flag_exits_2_with_one_line():
         assert lines[0].startswith("qubicle-exporter: error:")
 
 
+def test_a_bad_ca_file_exits_2_with_one_line(tmp_path):
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    result = run_cli("--kazoo-url", "https://kz.test", "--account-id", ACC1, "--api-key-file", str(key),
+                     "--ca-file", str(tmp_path / "missing.pem"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "ca_file" in lines[0].replace("-", "_"), result.stderr
+
+
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0

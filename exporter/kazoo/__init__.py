@@ -1,6 +1,7 @@
 """Kazoo Crossbar client: HTTP, authentication, envelope, pagination, retries (no Prometheus here)."""
 
-from exporter.kazoo.client import ClientSettings, Credentials, KazooClient, jwt_expiry
+from exporter.kazoo.auth import Credentials, jwt_expiry
+from exporter.kazoo.client import ClientSettings, KazooClient
 from exporter.kazoo.errors import (
     BadResponseError,
     CredentialError,

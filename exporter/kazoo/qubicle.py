@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,18 +53,27 @@ _FIELDS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 
+# JSON-number-shaped strings only: float() alone would also take "1_000", "nan" and "infinity".
+_NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def _number(value: Any) -> float | None:
-    """A finite, non-negative number; numeric strings ("12") are accepted, bools are not."""
+    """A finite, non-negative number, or None.
+
+    Numeric strings ("12", "4.5") are accepted: some Kazoo versions serialise counters as strings
+    and the figure is still right. Bools are not numbers (JSON true is not 1 agent); NaN, infinities
+    and negative figures are not valid counts or waits.
+    """
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, (int, float)):
+            number = float(value)
+        elif isinstance(value, str) and _NUMERIC.fullmatch(value.strip()):
             number = float(value.strip())
-        except ValueError:
+        else:
             return None
-    else:
+    except OverflowError:  # an integer beyond a float's range
         return None
     if not math.isfinite(number) or number < 0:
         return None
@@ -93,21 +104,59 @@ def parse_queue_status(raw: Any) -> tuple[QueueStatus, list[str]]:
     return QueueStatus(**values), bad
 
 
+def _name(row: dict[str, Any], fallback: str) -> str:
+    name = row.get("name")
+    return name if isinstance(name, str) and name.strip() else fallback
+
+
 def queue_rows(data: Any) -> list[QueueRef]:
-    """Rows of a queue listing; a row without a string id is skipped, a missing name falls back to the id."""
-    rows = []
+    """Rows of a queue listing; a row without a string id is skipped, a missing or empty name falls back to the id."""
+    rows: list[QueueRef] = []
     for row in data if isinstance(data, list) else []:
-        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not row["id"]:
-            continue
-        name = row.get("name")
-        rows.append(QueueRef(id=row["id"], name=name if isinstance(name, str) and name.strip() else row["id"]))
+        if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]:
+            rows.append(QueueRef(id=row["id"], name=_name(row, row["id"])))
     return rows
 
 
 def account_rows(data: Any) -> list[AccountRef]:
-    rows = []
+    """Rows of a descendants listing, with the same tolerance as queue_rows."""
+    rows: list[AccountRef] = []
     for row in data if isinstance(data, list) else []:
         if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]:
-            name = row.get("name")
-            rows.append(AccountRef(id=row["id"], name=name if isinstance(name, str) else row["id"]))
+            rows.append(AccountRef(id=row["id"], name=_name(row, row["id"])))
     return rows
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    method: str
+    path: str
+    params: dict[str, str]
+    body: dict[str, Any]
+
+
+def queue_list_status_request(account_path: str, queue_ids: Sequence[str], via_post: bool) -> WireRequest:
+    """The wire format of "queue list status", kept in this one place because it is the least certain.
+
+    Documented: GET .../qubicle_queues/status with the JSON body {"data": {"queue_ids": [...]}}
+    (Crossbar reads bodies on GET). Where a proxy drops GET bodies, Crossbar's verb tunnelling
+    carries the same body as POST ...?verb=GET (unverified for Qubicle, hence an option).
+    """
+    body = {"data": {"queue_ids": list(queue_ids)}}
+    path = f"{account_path}/qubicle_queues/status"
+    if via_post:
+        return WireRequest("POST", path, {"verb": "GET"}, body)
+    return WireRequest("GET", path, {}, body)
+
+
+def queue_list_status_answer(data: Any, asked: Sequence[str]) -> dict[str, dict[str, Any]] | None:
+    """`data` of the answer -> status objects by queue id; None if `data` is not an object.
+
+    Ids Kazoo left out (a queue deleted since the listing) stay out, entries that are not objects
+    are dropped, and ids we did not ask for are ignored.
+    """
+    if not isinstance(data, dict):
+        return None
+    wanted = set(asked)
+    return {queue_id: status for queue_id, status in data.items()
+            if queue_id in wanted and isinstance(status, dict)}
