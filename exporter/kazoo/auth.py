@@ -238,11 +238,11 @@ class TokenKeeper:
         return await self._refresh(rejected, after_401=True)
 
     def distrust(self, token: Token, why: str) -> CredentialError:
-        """A fresh token was refused at once: treat it like a rejected credential (no re-auth loop)."""
-        if self._token is not None and self._token.generation == token.generation:
-            self._token = None
-        backoff = self._gate.reject(why)
-        log.warning("kazoo_credential_rejected", reason=why, retry_in=backoff)
+        """A token just issued was refused at once. The request fails, but the credential is not
+        blamed: under load Kazoo may expire tokens early, and closing the gate would take every
+        account down for the whole backoff. No loop follows: the next 401 causes at most one
+        shared re-authentication per token generation, i.e. per poll."""
+        log.warning("kazoo_fresh_token_refused", reason=why, generation=token.generation)
         return CredentialError(why)
 
     async def _refresh(self, seen: Token | None, *, after_401: bool) -> Token:

@@ -99,6 +99,9 @@ class CrossbarApp:
             # Connections kept alive from before the outage die too.
             request.transport.close()
             raise web.HTTPServiceUnavailable()
+        account_id = request.match_info.get("account_id")
+        if faults.accounts is not None and account_id not in faults.accounts:
+            return await self._handle(request, handler)
         delay = faults.latency
         if faults.latency_spike_rate and self.rng.random() < faults.latency_spike_rate:
             delay += faults.latency_spike
@@ -117,6 +120,9 @@ class CrossbarApp:
             response = self.error(request, 429, "too_many_requests")
             response.headers.update(headers)
             return response
+        return await self._handle(request, handler)
+
+    async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             return await handler(request)
         except CrossbarError as exc:

@@ -32,6 +32,9 @@ class Faults:
     drop_field_rate: float = 0.0
     queue_churn_per_minute: float = 0.0
     down: bool = False
+    # None: the random faults above hit every request; else only requests for these accounts
+    # (authentication names no account, so it is spared), to watch healthy accounts beside faulty ones.
+    accounts: tuple[str, ...] | None = None
 
 
 @dataclass
