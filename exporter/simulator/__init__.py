@@ -199,6 +199,15 @@ class Simulator:
         return self._state.issue_token(account_id, ttl)
 
     @property
+    def tokens_issued(self) -> int:
+        return self._state.issued
+
+    @property
+    def last_token(self) -> str:
+        """The token issued last (tests search outputs for it)."""
+        return self._state.last_issued
+
+    @property
     def request_count(self) -> int:
         return self._state.request_count
 

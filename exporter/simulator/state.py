@@ -108,6 +108,8 @@ class SimState:
         self.api_key = self.rng.randbytes(32).hex()  # 64 characters
         self.accounts: dict[str, Account] = {}
         self.tokens: dict[str, Token] = {}
+        self.issued = 0
+        self.last_issued = ""
         self.limiter = RateLimiter()
         self.request_count = 0
         self.requests_by_endpoint: dict[str, int] = {}
@@ -237,6 +239,8 @@ class SimState:
         token = head + "." + b64(hmac.new(self.secret, head.encode(), hashlib.sha256).digest())
         with self.lock:
             self.tokens[token] = Token(account_id, now + ttl)
+            self.issued += 1
+            self.last_issued = token
         return token
 
     def check_token(self, token: str | None) -> Token | None:
