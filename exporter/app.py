@@ -103,9 +103,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
     )
     snapshot_registry = CollectorRegistry(auto_describe=False)
-    exposition = Exposition(snapshot_registry, metrics.registry)
+    collector = SnapshotCollector(lambda: poller.snapshot, settings.max_data_age)
+    snapshot_registry.register(collector)
+    exposition = Exposition(snapshot_registry, metrics.registry, render_snapshot=collector.render)
     poller = Poller(settings, client, metrics, on_snapshot=lambda _: exposition.refresh())
-    snapshot_registry.register(SnapshotCollector(lambda: poller.snapshot, settings.max_data_age))
 
     handlers = WebHandlers(
         metrics=exposition.render,

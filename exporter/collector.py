@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from exporter.snapshot import COUNTERS, GAUGES, Snapshot
 
@@ -39,6 +40,23 @@ COUNTER_HELP = {
 }
 
 
+ACCOUNT_HELP = {
+    "qubicle_up": "1 if the last poll of the account succeeded, else 0.",
+    "qubicle_last_poll_success_timestamp_seconds": "Unix time of the account's last successful poll.",
+    "qubicle_queues": "Queues discovered in the account (0: no Qubicle or no queues).",
+}
+INFO_HELP = "Queue metadata; node is the Kazoo node running the queue."
+
+
+def live_queues(snapshot: Snapshot, now: float, max_data_age: float) -> Iterator[tuple[str, object]]:
+    """Accounts in order, and the queues whose figures are young enough to show."""
+    for account_id, account in sorted(snapshot.accounts.items()):
+        # A wallboard must never show frozen figures as live: once the account's data is older
+        # than max_data_age its queues disappear instead of repeating the last values.
+        fresh = account.data_time is not None and now - account.data_time <= max_data_age
+        yield account_id, account.queues if fresh else ()
+
+
 class SnapshotCollector(Collector):
     def __init__(
         self,
@@ -57,31 +75,24 @@ class SnapshotCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         snapshot = self._get_snapshot()
         now = self._clock()
-        up = GaugeMetricFamily("qubicle_up", "1 if the last poll of the account succeeded, else 0.",
-                               labels=["account_id"])
+        up = GaugeMetricFamily("qubicle_up", ACCOUNT_HELP["qubicle_up"], labels=["account_id"])
         last = GaugeMetricFamily("qubicle_last_poll_success_timestamp_seconds",
-                                 "Unix time of the account's last successful poll.", labels=["account_id"])
-        queue_count = GaugeMetricFamily("qubicle_queues",
-                                        "Queues discovered in the account (0: no Qubicle or no queues).",
-                                        labels=["account_id"])
+                                 ACCOUNT_HELP["qubicle_last_poll_success_timestamp_seconds"], labels=["account_id"])
+        queue_count = GaugeMetricFamily("qubicle_queues", ACCOUNT_HELP["qubicle_queues"], labels=["account_id"])
         gauges = {name: GaugeMetricFamily(f"qubicle_queue_{name}", GAUGE_HELP[name], labels=QUEUE_LABELS)
                   for name, _ in GAUGES}
         counters = {name: CounterMetricFamily(f"qubicle_queue_{name}", COUNTER_HELP[name], labels=QUEUE_LABELS)
                     for name, _ in COUNTERS}
-        info = GaugeMetricFamily("qubicle_queue_info", "Queue metadata; node is the Kazoo node running the queue.",
-                                 labels=[*QUEUE_LABELS, "node"])
+        info = GaugeMetricFamily("qubicle_queue_info", INFO_HELP, labels=[*QUEUE_LABELS, "node"])
 
-        for account_id, account in sorted(snapshot.accounts.items()):
+        for account_id, queues in live_queues(snapshot, now, self._max_data_age):
+            account = snapshot.accounts[account_id]
             up.add_metric([account_id], 1.0 if account.up else 0.0)
             if account.last_success is not None:
                 last.add_metric([account_id], account.last_success)
             if account.queue_count is not None:
                 queue_count.add_metric([account_id], float(account.queue_count))
-            # A wallboard must never show frozen figures as live: once the account's data is older
-            # than max_data_age its queues disappear instead of repeating the last values.
-            if account.data_time is None or now - account.data_time > self._max_data_age:
-                continue
-            for queue in account.queues:
+            for queue in queues:
                 labels = [queue.account_id, queue.queue_id, queue.queue_name]
                 for name, value in queue.gauges.items():
                     gauges[name].add_metric(labels, value)
@@ -95,3 +106,60 @@ class SnapshotCollector(Collector):
         yield from gauges.values()
         yield from counters.values()
         yield info
+
+    def render(self, openmetrics: bool = False) -> bytes:
+        """The same exposition as prometheus-client renders from collect(), written directly.
+
+        prometheus-client formats every sample's labels anew; here each queue's label string is
+        escaped once and reused by its fourteen series, which makes the once-per-poll render of
+        10,000 queues several times cheaper. The tests require byte-for-byte equality with
+        prometheus-client's own output in both formats.
+        """
+        snapshot = self._get_snapshot()
+        now = self._clock()
+        out: list[str] = []
+        accounts = list(live_queues(snapshot, now, self._max_data_age))
+
+        def header(name: str, help_text: str, kind: str) -> None:
+            help_escaped = help_text.replace("\\", r"\\").replace("\n", r"\n")
+            if openmetrics:
+                help_escaped = help_escaped.replace('"', r'\"')
+                family = name.removesuffix("_total") if kind == "counter" else name
+                out.append(f"# HELP {family} {help_escaped}\n# TYPE {family} {kind}\n")
+            else:
+                out.append(f"# HELP {name} {help_escaped}\n# TYPE {name} {kind}\n")
+
+        def account_family(name: str, value_of: Callable[[object], float | None]) -> None:
+            header(name, ACCOUNT_HELP[name], "gauge")
+            for account_id, _ in accounts:
+                value = value_of(snapshot.accounts[account_id])
+                if value is not None:
+                    out.append(f'{name}{{account_id="{_escape(account_id)}"}} {floatToGoString(value)}\n')
+
+        account_family("qubicle_up", lambda a: 1.0 if a.up else 0.0)  # type: ignore[attr-defined]
+        account_family("qubicle_last_poll_success_timestamp_seconds", lambda a: a.last_success)  # type: ignore[attr-defined]
+        account_family("qubicle_queues",  # type: ignore[attr-defined]
+                       lambda a: None if a.queue_count is None else float(a.queue_count))
+
+        # prometheus-client writes label names in sorted order: account_id, [node,] queue_id, queue_name.
+        shown = [(q, f'account_id="{_escape(q.account_id)}"',
+                  f'queue_id="{_escape(q.queue_id)}",queue_name="{_escape(q.queue_name)}"')
+                 for _, queues in accounts for q in queues]
+        for name, _ in GAUGES:
+            metric = f"qubicle_queue_{name}"
+            header(metric, GAUGE_HELP[name], "gauge")
+            out.extend(f"{metric}{{{account},{rest}}} {floatToGoString(q.gauges[name])}\n"
+                       for q, account, rest in shown if name in q.gauges)
+        for name, _ in COUNTERS:
+            metric = f"qubicle_queue_{name}_total"
+            header(metric, COUNTER_HELP[name], "counter")
+            out.extend(f"{metric}{{{account},{rest}}} {floatToGoString(q.counters[name])}\n"
+                       for q, account, rest in shown if name in q.counters)
+        header("qubicle_queue_info", INFO_HELP, "gauge")
+        out.extend(f'qubicle_queue_info{{{account},node="{_escape(q.node or "")}",{rest}}} 1.0\n'
+                   for q, account, rest in shown)
+        return "".join(out).encode("utf-8")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')

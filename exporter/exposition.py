@@ -70,8 +70,12 @@ def _accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 class Exposition:
-    def __init__(self, snapshot_registry: CollectorRegistry, live_registry: CollectorRegistry) -> None:
+    def __init__(self, snapshot_registry: CollectorRegistry, live_registry: CollectorRegistry,
+                 render_snapshot: Callable[[bool], bytes] | None = None) -> None:
+        """`render_snapshot(openmetrics)`, if given, renders the snapshot part faster than the
+        registry would (the same bytes, without OpenMetrics' "# EOF")."""
         self._snapshot_registry = snapshot_registry
+        self._render_snapshot = render_snapshot
         self._live_registry = live_registry
         self._lock = threading.Lock()
         self._generation = 0
@@ -108,6 +112,8 @@ class Exposition:
 
     def _render(self, openmetrics: bool) -> bytes:
         self.renders += 1
+        if self._render_snapshot is not None:
+            return self._render_snapshot(openmetrics)
         if openmetrics:
             return generate_openmetrics(self._snapshot_registry).removesuffix(_EOF)
         return generate_latest(self._snapshot_registry)

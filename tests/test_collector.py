@@ -67,3 +67,20 @@ def test_failed_account_keeps_figures_until_max_data_age_then_drops_them():
     assert not [k for k in too_old if k[0].startswith("qubicle_queue_")]
     # The time of the last success stays visible, so staleness can be alerted on.
     assert too_old[("qubicle_last_poll_success_timestamp_seconds", frozenset({("account_id", A)}))] == 1000.0
+
+
+def test_fast_render_is_byte_for_byte_prometheus_clients_output():
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+    odd = [queue(f"q{i}", name, active_sessions=i, estimated_wait_seconds=1e21 if i else 0.5)
+           for i, name in enumerate(['say "hi"', "back\\slash", "new\nline", "Ünïcødé 客服 ☎", ""])]
+    stale = AccountSnapshot("b" * 32, up=False, queues=tuple(odd), data_time=1.0, last_success=1.0, queue_count=5)
+    never = AccountSnapshot("c" * 32, up=False)
+    base = snapshot(*odd)
+    current = Snapshot(taken_at=1000.0, accounts=MappingProxyType({**base.accounts, "b" * 32: stale,
+                                                                    "c" * 32: never}))
+    collector = SnapshotCollector(lambda: current, max_data_age=30.0, clock=lambda: 1005.0)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    assert collector.render() == generate_latest(registry)
+    assert collector.render(openmetrics=True) + b"# EOF\n" == generate_openmetrics(registry)
