@@ -1,0 +1,83 @@
+"""Benchmark 2: poll cost against a simulator with 20 ms latency, in a separate process.
+
+Targets: requests per poll = one status call per account per batch (discovery cached between
+--discovery-interval runs); wall time within 1.25x of requests x latency / max-concurrency.
+Also printed: what an exporter making one request per queue would need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import replace
+
+from bench.common import median, table
+from bench.procs import cpu_seconds, simulator
+from exporter import selfmetrics
+from exporter.app import client_settings
+from exporter.config import Secrets, Settings
+from exporter.kazoo import KazooClient
+from exporter.poller import Poller
+
+LATENCY = 0.02
+CONCURRENCY = 10
+
+
+async def _polls(url: str, key: str, master: str, polls: int
+                 ) -> tuple[list[float], list[Counter[str]], int, list[float]]:
+    settings = replace(Settings(), kazoo_url=url, account_ids=(master,), secrets=Secrets(api_key=key),
+                       discover_descendants=True, max_concurrency=CONCURRENCY, discovery_interval=3600,
+                       poll_timeout=120, read_timeout=30)
+    metrics = selfmetrics.create(process=False)
+    requests: Counter[str] = Counter()
+    client = KazooClient(client_settings(settings), on_request=lambda e, c: requests.update([e]))
+    poller = Poller(settings, client, metrics)
+    walls, per_poll, cpus = [], [], []
+    queues = 0
+    try:
+        await poller.poll()  # discovery of accounts and queues: cached afterwards
+        for _ in range(polls):
+            before = Counter(requests)
+            started, cpu = time.perf_counter(), time.process_time()
+            snapshot = await poller.poll()
+            walls.append(time.perf_counter() - started)
+            cpus.append(time.process_time() - cpu)
+            per_poll.append(requests - before)
+            queues = sum(len(a.queues) for a in snapshot.accounts.values())
+    finally:
+        await client.aclose()
+    return walls, per_poll, queues, cpus
+
+
+def run(accounts: int = 1000, queues: int = 10, polls: int = 5, latency: float = LATENCY) -> dict[str, float]:
+    with simulator(accounts, queues, latency=latency) as sim:
+        sim_cpu = cpu_seconds(sim.pid)
+        walls, per_poll, served, cpus = asyncio.run(_polls(sim.url, sim.api_key, sim.master_account_id, polls))
+        sim_cpu = (cpu_seconds(sim.pid) - sim_cpu) / (polls + 1)
+    requests = sum(per_poll[-1].values())
+    return {"accounts": accounts + 1, "queues": served, "requests": requests,
+            "status_requests": per_poll[-1]["queue_list_status"], "wall_p50": median(walls), "wall_max": max(walls),
+            "bound": requests * latency / CONCURRENCY, "exporter_cpu": median(cpus), "simulator_cpu": sim_cpu}
+
+
+def report(r: dict[str, float]) -> str:
+    ratio = r["wall_p50"] / r["bound"]
+    expected = r["accounts"] - 1  # every account with queues, one batch each (<= 100 queues)
+    rows = [[f"{int(r['accounts']):,}", f"{int(r['queues']):,}", int(r["requests"]), int(r["status_requests"]),
+             f"{r['bound']:.2f}", f"{r['wall_p50']:.2f}", f"{r['wall_max']:.2f}", f"{ratio:.2f}x",
+             f"{int(r['queues']):,} ({r['queues'] / r['requests']:.1f}x more)"]]
+    return "\n".join([
+        f"Poll cost (simulator latency {LATENCY * 1000:.0f} ms, --max-concurrency {CONCURRENCY}; seconds)",
+        table(["accounts", "queues", "requests/poll", "status calls", "bound", "wall p50", "wall max",
+               "wall/bound", "one-per-queue would need"], rows),
+        f"target: requests per poll = one status call per account per batch ({expected:,}): "
+        f"{int(r['requests']):,} -> {'MET' if r['requests'] == expected else 'MISSED'}",
+        f"target: wall time within 1.25x of the bound: {ratio:.2f}x -> {'MET' if ratio <= 1.25 else 'MISSED'}",
+        f"CPU per poll: exporter {r['exporter_cpu']:.2f} s, simulator {r['simulator_cpu']:.2f} s "
+        "(the bound counts latency only; both processes share this machine's 2 cores)",
+    ])
+
+
+if __name__ == "__main__":
+    print(report(run()))
