@@ -1,10 +1,23 @@
 """The /metrics body: the snapshot's figures rendered once per poll, the exporter's own metrics per scrape.
 
-At 10,000 queues the snapshot part is ~160,000 samples; rendering it at every scrape would cost
-far more than the poll itself. So refresh() (called after each poll) only drops the cached
-bytes, the first scrape of each format renders them once, and every other scrape is a memory
-copy. The live part (process metrics, API request counters) is small and rendered per scrape so
-that it stays current between polls.
+At 10,000 queues the snapshot part is ~160,000 samples (~20 MB); rendering it at every scrape
+would cost far more than the poll itself. So refresh() (called after each poll) only swaps in an
+empty cache generation, the first scrape of each format renders it once, and every other scrape
+is a memory copy. The live part (process metrics, API request counters) is small and rendered per
+scrape so that it stays current between polls.
+
+Threading: render() may run in many threads at once while refresh() runs on the event loop.
+refresh() never waits for anything (one attribute assignment, atomic under the GIL), so a
+render in progress cannot stall the poller. Each generation holds one compute-once cell per
+(format, gzip): the first scrape of a format renders while concurrent scrapes of that same format
+wait for its result, and scrapes of already-cached formats are not held up. A render that was
+under way when refresh() came finishes into the old generation, which its scrape then serves.
+
+gzip: the snapshot part is deflated once per generation and ended with a sync flush; each scrape
+appends the live part compressed on its own and writes the trailer (CRC-32 continued over both
+parts). That makes ONE gzip member, not two concatenated ones: Go's reader (Prometheus) and
+gzip.decompress read multi-member streams, but httpx, zlib's gzip mode and some browsers stop at
+the end of the first member and would silently drop the live part.
 """
 
 from __future__ import annotations
@@ -14,9 +27,10 @@ import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
@@ -25,6 +39,29 @@ _EOF = b"# EOF\n"
 _GZIP_LEVEL = 1
 # gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+T = TypeVar("T")
+
+
+class _Once(Generic[T]):
+    """A value computed by the first caller; concurrent callers wait for it instead of computing it too.
+
+    A failed computation is not cached: the next caller tries again.
+    """
+
+    def __init__(self, compute: Callable[[], T]) -> None:
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def get(self) -> T:
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._compute()
+                value = self._value
+        return value
 
 
 @dataclass(frozen=True)
@@ -41,31 +78,63 @@ class _Deflated:
         return cls(compressor.compress(plain) + compressor.flush(zlib.Z_SYNC_FLUSH), zlib.crc32(plain), len(plain))
 
     def gzip_with(self, tail: bytes) -> bytes:
-        """One gzip member: the cached blocks, then `tail` compressed now, then the trailer.
-
-        A single member rather than two concatenated ones, because some clients (httpx among
-        them) stop reading after the first member.
-        """
+        """One gzip member: the cached blocks, then `tail` compressed now, then the trailer."""
+        # A fresh compressor: the tail's blocks never refer back into the cached ones, which
+        # the sync flush left on a byte boundary, so the two concatenate into one valid stream.
         compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         rest = compressor.compress(tail) + compressor.flush()
         trailer = struct.pack("<II", zlib.crc32(tail, self.crc), (self.size + len(tail)) & 0xFFFFFFFF)
-        return _GZIP_HEADER + self.data + rest + trailer
+        return b"".join((_GZIP_HEADER, self.data, rest, trailer))
 
 
-def _accepts_openmetrics(accept: str | None) -> bool:
-    # The same rule as prometheus_client.exposition.choose_encoder.
+class _Generation:
+    """The snapshot part of one poll, per format, rendered and compressed on first use."""
+
+    def __init__(self, render: Callable[[bool], bytes]) -> None:
+        self.plain = {om: _Once(lambda om=om: render(om)) for om in (False, True)}
+        self.deflated = {om: _Once(lambda om=om: _Deflated.of(self.plain[om].get())) for om in (False, True)}
+
+
+def _params(part: str) -> tuple[str, dict[str, str]]:
+    media, *params = part.split(";")
+    parsed = {}
+    for param in params:
+        key, _, value = param.partition("=")
+        parsed[key.strip().lower()] = value.strip().strip('"')
+    return media.strip().lower(), parsed
+
+
+def _refused(params: dict[str, str]) -> bool:
+    try:
+        return float(params.get("q", "1")) <= 0
+    except ValueError:
+        return False  # an unreadable weight is ignored, as prometheus-client ignores weights
+
+
+def accepts_openmetrics(accept: str | None) -> bool:
+    """prometheus_client.exposition.choose_encoder's rule: an application/openmetrics-text entry
+    without a version or with version >= 1.0.0 selects OpenMetrics 1.0.0. Unlike it, an entry with
+    q=0 (an explicit refusal) is skipped."""
     for part in (accept or "").split(","):
-        if part.split(";")[0].strip() == "application/openmetrics-text":
+        media, params = _params(part)
+        if media != "application/openmetrics-text" or _refused(params):
+            continue
+        version = params.get("version")
+        if not version:
             return True
+        try:
+            if tuple(int(x) for x in version.split(".")) >= (1, 0, 0):
+                return True
+        except ValueError:
+            continue
     return False
 
 
-def _accepts_gzip(accept_encoding: str | None) -> bool:
+def accepts_gzip(accept_encoding: str | None) -> bool:
     for part in (accept_encoding or "").split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() == "gzip":
-            q = params.strip()
-            return not (q.startswith("q=") and float(q[2:] or 0) == 0)
+        coding, params = _params(part)
+        if coding in ("gzip", "x-gzip"):
+            return not _refused(params)
     return False
 
 
@@ -75,43 +144,19 @@ class Exposition:
         """`render_snapshot(openmetrics)`, if given, renders the snapshot part faster than the
         registry would (the same bytes, without OpenMetrics' "# EOF")."""
         self._snapshot_registry = snapshot_registry
-        self._render_snapshot = render_snapshot
         self._live_registry = live_registry
-        self._lock = threading.Lock()
-        self._generation = 0
-        self._plain: dict[bool, bytes] = {}
-        self._deflated: dict[bool, _Deflated] = {}
-        self._refreshed = False
+        self._render_snapshot = render_snapshot
+        self._generation: _Generation | None = None
+        self._count_lock = threading.Lock()
         self.renders = 0  # how many times the snapshot part was rendered (for tests and benchmarks)
 
     def refresh(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._plain = {}
-            self._deflated = {}
-            self._refreshed = True
-
-    def _snapshot_plain(self, openmetrics: bool) -> bytes:
-        with self._lock:
-            if not self._refreshed:
-                return b""
-            # Rendering under the lock: concurrent first scrapes of one format wait for one
-            # render instead of each doing it.
-            plain = self._plain.get(openmetrics)
-            if plain is None:
-                plain = self._plain[openmetrics] = self._render(openmetrics)
-            return plain
-
-    def _snapshot_deflated(self, openmetrics: bool) -> _Deflated:
-        plain = self._snapshot_plain(openmetrics)
-        with self._lock:
-            deflated = self._deflated.get(openmetrics)
-            if deflated is None or deflated.size != len(plain):
-                deflated = self._deflated[openmetrics] = _Deflated.of(plain)
-            return deflated
+        # No lock: scrapes already holding the old generation keep serving it; new ones see this.
+        self._generation = _Generation(self._render)
 
     def _render(self, openmetrics: bool) -> bytes:
-        self.renders += 1
+        with self._count_lock:
+            self.renders += 1
         if self._render_snapshot is not None:
             return self._render_snapshot(openmetrics)
         if openmetrics:
@@ -119,15 +164,21 @@ class Exposition:
         return generate_latest(self._snapshot_registry)
 
     def render(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
-        openmetrics = _accepts_openmetrics(accept)
-        gzipped = _accepts_gzip(accept_encoding)
-        generate: Callable[[CollectorRegistry], bytes] = generate_openmetrics if openmetrics else generate_latest
-        live = generate(self._live_registry)
+        """The body and headers for one scrape: snapshot part + live part as one exposition.
+
+        Text is format 0.0.4 (what prometheus-client's generate_latest writes); OpenMetrics is 1.0.0.
+        """
+        openmetrics = accepts_openmetrics(accept)
+        gzipped = accepts_gzip(accept_encoding)
+        generation = self._generation  # read once: one scrape, one generation
+        live = (generate_openmetrics if openmetrics else generate_latest)(self._live_registry)
         headers = {
-            "Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_LATEST,
+            "Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_PLAIN_0_0_4,
             "Vary": "Accept, Accept-Encoding",
         }
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-            return self._snapshot_deflated(openmetrics).gzip_with(live), headers
-        return self._snapshot_plain(openmetrics) + live, headers
+            deflated = generation.deflated[openmetrics].get() if generation else _Deflated.of(b"")
+            return deflated.gzip_with(live), headers
+        snapshot = generation.plain[openmetrics].get() if generation else b""
+        return snapshot + live, headers
