@@ -24,6 +24,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @dataclass
 class SimulatorProcess:
     url: str
@@ -54,11 +62,7 @@ def simulator(accounts: int, queues: int, latency: float = 0.0, seed: int = 1) -
         yield SimulatorProcess(fields["url"], fields["api_key"], fields["master_account_id"],
                                fields["account_ids"].split(","), proc.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 @contextmanager
@@ -84,11 +88,7 @@ def exporter(sim: SimulatorProcess, key_file: Path, *args: str) -> Iterator[tupl
             raise RuntimeError("the exporter never became ready")
         yield url, proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def cpu_seconds(pid: int) -> float:
