@@ -6,10 +6,18 @@ import signal
 import subprocess
 import time
 from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
+from datetime import time as dt_time
+from zoneinfo import ZoneInfo
 
+import httpx
+import pytest
+from conftest import exporter_process
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import exporter_process
+from exporter.config import DemoSettings, Settings
+from exporter.simulator import Simulator, SimulatorConfig
 
 QUEUE_METRICS = [
     "qubicle_queue_recipients", "qubicle_queue_active_recipients", "qubicle_queue_available_recipients",
@@ -63,3 +71,77 @@ def test_sigterm_stops_cleanly_and_quickly():
         assert code == 0, exporter.logs()[-2000:]
         assert time.monotonic() - started < 2
         assert '"event": "stopping"' in exporter.logs()
+
+
+# ---- the demo's call center, in process -------------------------------------------------------------
+
+WALL_CLOCKS = [datetime(2026, 3, 10, 23, 30, tzinfo=UTC), datetime(2026, 7, 4, 3, 0, tzinfo=UTC),
+               datetime(2026, 12, 31, 19, 59, tzinfo=UTC), datetime(2026, 5, 4, 10, 0, tzinfo=UTC)]
+
+
+def fake_wall_clock(monkeypatch, when: datetime) -> None:
+    from exporter.simulator import state
+
+    monkeypatch.setattr(state, "_wall_clock", lambda tz: when.astimezone(tz))
+
+
+@pytest.mark.parametrize("wall", WALL_CLOCKS, ids=lambda w: w.strftime("%H:%M"))
+def test_demo_starts_at_ten_local_time_today_whatever_the_hour(monkeypatch, wall):
+    import exporter.simulator
+    from exporter.app import DEMO_TIMEZONE, demo_kazoo
+
+    fake_wall_clock(monkeypatch, wall)
+    started: list = []
+
+    class Recorded(exporter.simulator.Simulator):
+        def start(self, *args, **kwargs):
+            started.append(self)
+            super().start(*args, **kwargs)
+
+    monkeypatch.setattr(exporter.simulator, "Simulator", Recorded)
+    with demo_kazoo(Settings(demo=DemoSettings(enabled=True))) as effective:
+        (sim,) = started
+        now = sim.now()
+        assert now.tzinfo is not None and now.utcoffset() == wall.astimezone(ZoneInfo(DEMO_TIMEZONE)).utcoffset()
+        assert now.date() == wall.astimezone(ZoneInfo(DEMO_TIMEZONE)).date()
+        assert (now.hour, now.minute) in ((10, 0), (10, 1))  # speed 10: a few real seconds at most
+        # A busy floor: agents logged in, over the HTTP API the exporter polls.
+        token = {"X-Auth-Token": sim.issue_token(ttl=60)}
+        account = effective.account_ids[0]
+        statuses = httpx.get(f"{effective.kazoo_url}/v2/accounts/{account}/qubicle_queues/status",
+                             headers=token).json()["data"]
+        assert sum(s["active_recipient_count"] for s in statuses.values()) > 0
+
+
+def test_start_at_local_takes_today_in_the_simulators_time_zone(monkeypatch):
+    # 23:30 UTC on 10 March is already 11 March in Tokyo.
+    fake_wall_clock(monkeypatch, datetime(2026, 3, 10, 23, 30, tzinfo=UTC))
+    sim = Simulator(SimulatorConfig(accounts=1, queues_per_account=1, seed=1, speed=0, timezone="Asia/Tokyo",
+                                    start_at_local=dt_time(10, 0)))
+    assert sim.now() == datetime(2026, 3, 11, 10, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    # start wins over start_at_local; neither is real time.
+    fixed = datetime(2026, 1, 2, 15, 0, tzinfo=UTC)
+    assert Simulator(SimulatorConfig(accounts=0, speed=0, start=fixed, start_at_local=dt_time(10, 0))).now() == fixed
+    assert Simulator(SimulatorConfig(accounts=0, speed=0)).now() == datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
+
+
+def test_demo_queues_miss_callers_as_well_as_lose_them(monkeypatch):
+    from exporter.app import demo_config
+
+    fake_wall_clock(monkeypatch, WALL_CLOCKS[0])
+    sim = Simulator(replace(demo_config(DemoSettings(enabled=True)), speed=0))
+    queues = [(a, q) for a in sim.account_ids for q, _ in sim.queues(a)]
+    timeouts = {q: sim._state.queue(a, q).settings["timeout"] for a, q in queues}
+    short = {q for q, t in timeouts.items() if t < 600}
+    assert short and len(short) < len(queues), "some queues, not all, time out early"
+    assert all(120 <= timeouts[q] <= 300 for q in short)
+    for _ in range(3 * 6):  # 10:00 -> 13:00, polled every 10 simulated minutes
+        sim.advance(600)
+        for a, q in queues:
+            sim.status(a, q)
+            assert sim.totals_consistent(a, q)
+    stats = {q: sim.status(a, q)["stats"] for a, q in queues}
+    assert sum(stats[q]["missed_sessions"] for q in short) >= 5
+    assert len([q for q in short if stats[q]["missed_sessions"]]) >= 2
+    assert sum(s["abandoned_sessions"] for s in stats.values()) >= 20
+    assert all(stats[q]["abandoned_sessions"] for q in short)  # short timeouts still leave callers who hang up

@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -278,3 +279,30 @@ def test_thousands_of_accounts_in_one_process(make_simulator):
     answer = httpx.request("GET", queues_url(sim, account) + "/status", headers=token,
                            json={"data": {"queue_ids": ids}}).json()["data"]
     assert set(answer) == set(ids)
+
+
+def test_latency_is_the_answer_time_counted_from_arrival(make_simulator):
+    """The answer is made when the request arrives and held until the latency has passed, as a real
+    server's latency includes its work: the simulator's own CPU time is not added on top."""
+    sim = make_simulator(accounts=1, queues_per_account=2, seed=5, speed=0, start=MORNING)
+    sim.set_faults(Faults(latency=1.0))
+    answers: list[tuple[float, httpx.Response]] = []
+
+    def login() -> None:
+        started = time.monotonic()
+        response = httpx.put(sim.url + "/v2/api_auth", json={"data": {"api_key": sim.api_key}}, timeout=10)
+        answers.append((time.monotonic() - started, response))
+
+    thread = threading.Thread(target=login)
+    thread.start()
+    deadline = time.monotonic() + 0.8
+    while sim.tokens_issued == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    issued_while_held = sim.tokens_issued
+    thread.join(10)
+    assert issued_while_held == 1  # the token existed before the answer left
+    elapsed, response = answers[0]
+    assert response.status_code in (200, 201) and elapsed >= 1.0
+    started = time.monotonic()
+    refused = httpx.get(queues_url(sim), headers={"X-Auth-Token": "not-a-token"}, timeout=10)
+    assert refused.status_code == 401 and time.monotonic() - started >= 1.0  # errors are as late

@@ -78,12 +78,14 @@ class QueueModel:
     next_arrival: float = math.inf
     arrival_due: bool = False
     next_minute: float = 0.0
+    midnight: float = 0.0  # the next local midnight, cached: working it out was most of an event's cost
     rr: int = 0
 
     def __post_init__(self) -> None:
         self.day = self._local(self.now).date()
         self._draw_arrival(self.now)
         self.next_minute = self.now
+        self.midnight = self._next_midnight(self.now)
         self._shift_changes(self.now)
 
     # ---- time -------------------------------------------------------------------------------
@@ -106,7 +108,7 @@ class QueueModel:
 
     def advance(self, to: float) -> None:
         while True:
-            midnight = self._next_midnight(self.now)
+            midnight = self.midnight
             candidates = [self.next_arrival, self.next_minute, midnight]
             candidates += [a.until for a in self.agents.values() if a.until < math.inf]
             if self.waiting:
@@ -119,6 +121,7 @@ class QueueModel:
                 return
             self.now = t
             if t >= midnight:
+                self.midnight = self._next_midnight(t)
                 self.reset_daily()
             if t >= self.next_minute:
                 self.next_minute = t + 60.0

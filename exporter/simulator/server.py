@@ -105,8 +105,22 @@ class CrossbarApp:
         delay = faults.latency
         if faults.latency_spike_rate and self.rng.random() < faults.latency_spike_rate:
             delay += faults.latency_spike
-        if delay:
-            await asyncio.sleep(delay)
+        if not delay:
+            return await self._faulty(request, handler, faults)
+        # Latency is the time to answer, counted from arrival, as a real server's is: the answer is
+        # made first, then held until the deadline. Sleeping first and working after would add this
+        # one-threaded simulator's own CPU time (and its queue) to every answer's latency.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        try:
+            response = await self._faulty(request, handler, faults)
+        except Exception:  # an answer raised as an exception (aiohttp's HTTPException) is late too
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            raise
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        return response
+
+    async def _faulty(self, request: web.Request, handler: Handler, faults: Faults) -> web.StreamResponse:
         roll = self.rng.random()
         if roll < faults.error_rate:
             code = self.rng.choice([500, 503])

@@ -7,10 +7,12 @@ import hashlib
 import hmac
 import json
 import random
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime, tzinfo
+from datetime import time as clock_time
 from zoneinfo import ZoneInfo
 
 from exporter.simulator.model import QueueModel
@@ -46,6 +48,9 @@ class SimulatorConfig:
     seed: int | None = None
     speed: float = 1.0
     start: datetime | None = None
+    # Without start: the simulated clock starts at this local time of `timezone`, today (there), so a
+    # demo at any hour shows a working day; None (and no start) is real time.
+    start_at_local: clock_time | None = None
     timezone: str = "UTC"
     token_ttl: float = 3600.0
     rate_limit: bool = True
@@ -56,6 +61,9 @@ class SimulatorConfig:
     account_name: str = "Demo Reseller"
     no_qubicle_accounts: int = 0
     empty_accounts: int = 0
+    # Qubicle's queue timeout (seconds) of the queues created at start, given in turn; a None entry
+    # keeps the default 600 s. Short ones turn waits into missed calls, not only abandons.
+    queue_timeouts: tuple[int | None, ...] = ()
     faults: Faults = field(default_factory=Faults)
 
 
@@ -93,6 +101,11 @@ class RateLimiter:
         return ok, level
 
 
+def _wall_clock(tz: tzinfo) -> datetime:
+    """The real date and time (tests replace it to run the demo's clock at any hour)."""
+    return datetime.now(tz)
+
+
 class SimState:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
@@ -100,13 +113,21 @@ class SimState:
         self.rng = random.Random(config.seed)
         self.tz = ZoneInfo(config.timezone)
         self.faults = replace(config.faults)
-        start = config.start or datetime.now(timezone.utc)
+        if config.start is not None:
+            start = config.start
+        elif config.start_at_local is not None:
+            start = datetime.combine(_wall_clock(self.tz).date(), config.start_at_local.replace(tzinfo=None),
+                                     tzinfo=self.tz)
+        else:
+            start = _wall_clock(UTC)
         self._sim_start = start.timestamp()
         self._real_start = time.monotonic()
         self._offset = 0.0
         self.secret = self.rng.randbytes(32)
         self.api_key = self.rng.randbytes(32).hex()  # 64 characters
         self.accounts: dict[str, Account] = {}
+        self.children: dict[str | None, list[str]] = {}  # descendants() walks this, not every account
+        self._populated = 0  # queues created at start so far: the index into config.queue_timeouts
         self.tokens: dict[str, Token] = {}
         self.issued = 0
         self.last_issued = ""
@@ -132,12 +153,11 @@ class SimState:
         return self._sim_start + (time.monotonic() - self._real_start) * self.config.speed + self._offset
 
     def advance(self, seconds: float) -> None:
+        # Lazy, like the passing of real time: each queue catches up when it is next read (queue(),
+        # list status), so a jump costs nothing for the queues nobody looks at. Catching up in one
+        # go or in steps gives the same figures: the model moves from event to event either way.
         with self.lock:
             self._offset += seconds
-            now = self.now()
-            for account in self.accounts.values():
-                for queue in account.queues.values():
-                    queue.advance(now)
 
     # ---- accounts and queues ---------------------------------------------------------------------
 
@@ -147,11 +167,16 @@ class SimState:
     def _account(self, name: str, parent: str | None, qubicle: bool = True) -> Account:
         account = Account(self._id(), name, parent, qubicle)
         self.accounts[account.id] = account
+        self.children.setdefault(parent, []).append(account.id)
         return account
 
     def _populate(self, account: Account) -> None:
+        timeouts = self.config.queue_timeouts
         for k in range(self.config.queues_per_account):
-            self.create_queue(account.id, _NAMES[k % len(_NAMES)] + ("" if k < len(_NAMES) else f" {k}"))
+            timeout = timeouts[self._populated % len(timeouts)] if timeouts else None
+            self._populated += 1
+            self.create_queue(account.id, _NAMES[k % len(_NAMES)] + ("" if k < len(_NAMES) else f" {k}"),
+                              **({} if timeout is None else {"timeout": timeout}))
 
     def create_queue(self, account_id: str, name: str, **settings: object) -> str:
         with self.lock:
@@ -214,11 +239,10 @@ class SimState:
         return False
 
     def descendants(self, account_id: str) -> list[Account]:
-        found = []
+        found: list[Account] = []
         frontier = [account_id]
         while frontier:
-            parent = frontier.pop()
-            children = [a for a in self.accounts.values() if a.parent == parent]
+            children = [self.accounts[c] for c in self.children.get(frontier.pop(), [])]
             found += children
             frontier += [c.id for c in children]
         return found
@@ -229,8 +253,8 @@ class SimState:
         account_id = account_id or self.master.id
         ttl = self.config.token_ttl if ttl is None else ttl
         now = time.time()
-        payload = {"account_id": account_id, "iat": int(now), "exp": int(now + ttl),
-                   "jti": self.rng.randbytes(8).hex()}
+        # jti from the OS, not the seeded rng: logging in must not change the ids drawn after it.
+        payload = {"account_id": account_id, "iat": int(now), "exp": int(now + ttl), "jti": secrets.token_hex(8)}
 
         def b64(data: bytes) -> str:
             return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
