@@ -15,7 +15,7 @@ from dataclasses import replace
 from bench.common import median, table
 from bench.procs import cpu_seconds, simulator
 from exporter import selfmetrics
-from exporter.app import client_settings
+from exporter.app import client_settings, tune_gc
 from exporter.config import Secrets, Settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
@@ -51,6 +51,7 @@ async def _polls(url: str, key: str, master: str, polls: int
 
 
 def run(accounts: int = 1000, queues: int = 10, polls: int = 5, latency: float = LATENCY) -> dict[str, float]:
+    tune_gc()  # as the exporter's own process does (exporter.app.run)
     with simulator(accounts, queues, latency=latency) as sim:
         sim_cpu = cpu_seconds(sim.pid)
         walls, per_poll, served, cpus = asyncio.run(_polls(sim.url, sim.api_key, sim.master_account_id, polls))

@@ -19,6 +19,7 @@ from exporter.kazoo import KazooClient, KazooError, QueueRef, parse_queue_status
 from exporter.selfmetrics import SelfMetrics
 from exporter.shard import in_shard
 from exporter.snapshot import (
+    COUNTERS,
     EMPTY,
     GAUGES,
     WAIT_FIELDS,
@@ -132,7 +133,8 @@ class Poller:
         previous = self._snapshot.accounts.get(account_id)
         structlog.contextvars.bind_contextvars(account_id=account_id)
         try:
-            return await asyncio.wait_for(self._fetch(account_id, stats), self._settings.poll_timeout)
+            async with asyncio.timeout(self._settings.poll_timeout):  # no extra task, unlike wait_for
+                return await self._fetch(account_id, stats)
         except (KazooError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, KazooError) else "timeout"
             message = str(exc) if isinstance(exc, KazooError) else f"poll took longer than {self._settings.poll_timeout:g}s"
@@ -170,15 +172,18 @@ class Poller:
 
         figures: list[QueueFigures] = []
         missing = 0
+        waits = stats.waits
+        scale = self._wait_scale
+        carry = self._carry
         for queue in queues:
             raw = statuses.get(queue.id)
             if raw is None:
                 missing += 1
                 continue
             status, bad_fields = parse_queue_status(raw)
-            for name in bad_fields:
-                self._metrics.invalid_fields.labels(account_id=account_id, field=name).inc()
             if bad_fields:
+                for name in bad_fields:
+                    self._metrics.invalid_fields.labels(account_id=account_id, field=name).inc()
                 stats.invalid += len(bad_fields)
                 log.debug("invalid_fields", account_id=account_id, queue_id=queue.id, fields=bad_fields)
             gauges: dict[str, float] = {}
@@ -187,17 +192,11 @@ class Poller:
                 if value is None:
                     continue
                 if attribute in WAIT_FIELDS:
-                    stats.waits.append(value)
-                    value *= self._wait_scale
+                    waits.append(value)
+                    value *= scale
                 gauges[metric] = value
-            daily = {
-                "daily_sessions": status.daily_sessions,
-                "daily_missed_sessions": status.daily_missed_sessions,
-                "daily_abandoned_sessions": status.daily_abandoned_sessions,
-            }
-            counters = self._carry.update(
-                account_id, queue.id, status.node, {k: v for k, v in daily.items() if v is not None}
-            )
+            daily = {figure: value for _, figure in COUNTERS if (value := getattr(status, figure)) is not None}
+            counters = carry.update(account_id, queue.id, status.node, daily)
             figures.append(
                 QueueFigures(
                     account_id=account_id,

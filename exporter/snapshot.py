@@ -79,20 +79,25 @@ class CounterCarry:
     """
 
     def __init__(self) -> None:
-        self._state: dict[tuple[str, str, str], _Carry] = {}
+        # account id -> (queue id, counter) -> state. Per account, so that forget_queues (run for
+        # every account at every discovery) looks at that account's queues only, not at all of them.
+        self._state: dict[str, dict[tuple[str, str], _Carry]] = {}
 
     def update(self, account_id: str, queue_id: str, node: str | None, daily: Mapping[str, float]) -> dict[str, float]:
         totals: dict[str, float] = {}
+        account = self._state.get(account_id)
+        if account is None:
+            account = self._state[account_id] = {}
         for counter, figure in COUNTERS:
-            key = (account_id, queue_id, counter)
-            state = self._state.get(key)
+            key = (queue_id, counter)
+            state = account.get(key)
             value = daily.get(figure)
             if value is None:
                 if state is not None:
                     totals[counter] = state.total
                 continue
             if state is None:
-                self._state[key] = state = _Carry(node=node, last=value)
+                account[key] = state = _Carry(node=node, last=value)
             else:
                 reset = value < state.last or (node is not None and state.node is not None and node != state.node)
                 state.total += value if reset else value - state.last
@@ -104,8 +109,13 @@ class CounterCarry:
 
     def forget_queues(self, account_id: str, keep: set[str]) -> None:
         """Drops the state of queues that no longer exist in Kazoo."""
-        for key in [k for k in self._state if k[0] == account_id and k[1] not in keep]:
-            del self._state[key]
+        account = self._state.get(account_id)
+        if account is None:
+            return
+        for key in [k for k in account if k[0] not in keep]:
+            del account[key]
+        if not account:
+            del self._state[account_id]
 
     def __len__(self) -> int:
-        return len(self._state)
+        return sum(len(account) for account in self._state.values())

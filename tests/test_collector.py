@@ -74,6 +74,11 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
 
     odd = [queue(f"q{i}", name, active_sessions=i, estimated_wait_seconds=1e21 if i else 0.5)
            for i, name in enumerate(['say "hi"', "back\\slash", "new\nline", "Ünïcødé 客服 ☎", ""])]
+    # Values whose text the renderer remembers per render: equal keys with different texts
+    # (0.0 / -0.0), values never equal to themselves (NaN), Go's exponent rules, repeats.
+    odd += [queue(f"v{i}", f"values {i}", active_sessions=a, average_wait_seconds=b, recipients=3.0)
+            for i, (a, b) in enumerate([(0.0, -0.0), (-0.0, 0.0), (float("nan"), float("inf")), (1234567.0, 1e-7),
+                                        (12345678.0, 0.1 + 0.2), (3.0, 3)])]
     stale = AccountSnapshot("b" * 32, up=False, queues=tuple(odd), data_time=1.0, last_success=1.0, queue_count=5)
     never = AccountSnapshot("c" * 32, up=False)
     base = snapshot(*odd)

@@ -156,9 +156,9 @@ def test_without_a_custom_renderer_the_text_part_is_prometheus_clients(expo, col
 def test_a_custom_renderer_replaces_the_registry_walk(collector, live):
     calls: list[bool] = []
 
-    def render(openmetrics: bool) -> bytes:
+    def render(openmetrics: bool) -> list[bytes]:
         calls.append(openmetrics)
-        return b"# HELP qubicle_up Up.\n# TYPE qubicle_up gauge\nqubicle_up 1.0\n"
+        return [b"# HELP qubicle_up Up.\n# TYPE qubicle_up gauge\n", b"qubicle_up 1.0\n"]  # chunks, as the collector gives
 
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(collector)
@@ -251,17 +251,77 @@ def test_refresh_does_not_wait_for_a_render_in_progress(expo, collector):
 def test_a_failed_render_is_retried_by_the_next_scrape(live):
     attempts: list[int] = []
 
-    def render(openmetrics: bool) -> bytes:
+    def render(openmetrics: bool) -> list[bytes]:
         attempts.append(1)
         if len(attempts) == 1:
             raise RuntimeError("snapshot changed shape")
-        return b"# HELP qubicle_up Up.\n# TYPE qubicle_up gauge\nqubicle_up 1.0\n"
+        return [b"# HELP qubicle_up Up.\n# TYPE qubicle_up gauge\nqubicle_up 1.0\n"]
 
     expo = Exposition(CollectorRegistry(), live[0], render_snapshot=render)
     expo.refresh()
     with pytest.raises(RuntimeError):
         expo.render(None, None)
     assert text_families(expo.render(None, None)[0])["qubicle_up"][0].value == 1
+
+
+# ---- pre-rendering after a poll ------------------------------------------------------------------
+
+def _prerendering(collector: CountingCollector, live: tuple[CollectorRegistry, Counter]) -> Exposition:
+    snapshot = CollectorRegistry(auto_describe=False)
+    snapshot.register(collector)
+    return Exposition(snapshot, live[0], prerender=True)
+
+
+def _wait_for(condition, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = threading.Event()
+    for _ in range(1000):
+        if condition():
+            return
+        deadline.wait(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_refresh_prerenders_only_the_formats_scraped_since_the_last_poll(collector, live):
+    expo = _prerendering(collector, live)
+    try:
+        expo.refresh()
+        assert collector.collects == 0  # nobody has scraped yet: nothing is rendered ahead
+        expo.render(PROMETHEUS_ACCEPT, "gzip")  # Prometheus: OpenMetrics only
+        assert collector.collects == 1
+        collector.names = ["after the poll"]
+        expo.refresh()
+        _wait_for(lambda: collector.collects == 2, "the pre-render")
+        body, _ = expo.render(PROMETHEUS_ACCEPT, None)
+        assert collector.collects == 2  # the scrape was served from the pre-render
+        assert queue_names(om_families(body)["qubicle_queue_active_sessions"]) == ["after the poll"]
+        expo.refresh()  # one format was asked in that generation: one pre-render, no text render
+        _wait_for(lambda: collector.collects == 3, "the second pre-render")
+        expo.refresh()  # no scrape in between: nothing to pre-render
+        threading.Event().wait(0.2)
+        assert collector.collects == 3
+    finally:
+        expo.close()
+
+
+def test_a_failed_prerender_leaves_the_scrape_to_render_and_report_it(live):
+    attempts: list[bool] = []
+
+    def render(openmetrics: bool) -> list[bytes]:
+        attempts.append(openmetrics)
+        if len(attempts) == 2:
+            raise RuntimeError("snapshot changed shape")
+        return [b"# HELP qubicle_up Up.\n# TYPE qubicle_up gauge\nqubicle_up 1.0\n"]
+
+    expo = Exposition(CollectorRegistry(), live[0], render_snapshot=render, prerender=True)
+    try:
+        expo.refresh()
+        expo.render(None, None)
+        expo.refresh()
+        _wait_for(lambda: len(attempts) == 2, "the failing pre-render")
+        assert text_families(expo.render(None, None)[0])["qubicle_up"][0].value == 1
+        assert len(attempts) == 3  # rendered again by the scrape, not served from a failure
+    finally:
+        expo.close()
 
 
 # ---- gzip -------------------------------------------------------------------------------------

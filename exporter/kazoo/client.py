@@ -1,4 +1,4 @@
-"""Crossbar over HTTP: one httpx.AsyncClient, retries, pagination, and the Qubicle calls.
+"""Crossbar over HTTP: one aiohttp ClientSession, retries, pagination, and the Qubicle calls.
 
 Knows nothing of Prometheus (metrics go out through `on_request` / `on_reauthenticate`) nor of
 scheduling. Secrets never leave this package in a message: no body, envelope or header is ever
@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import httpx
+import aiohttp
 import structlog
+from yarl import URL
 
 from exporter import __version__
 from exporter.kazoo import envelope, retry
@@ -67,11 +68,17 @@ class ClientSettings:
     ssl_context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        url = httpx.URL(self.base_url) if isinstance(self.base_url, str) else None
-        if url is None or url.scheme not in ("http", "https") or not url.host:
+        try:
+            url = urlsplit(self.base_url) if isinstance(self.base_url, str) else None
+            port_ok = url is not None and (url.port is None or url.port > 0)
+        except ValueError:
+            url, port_ok = None, False
+        if url is None or not port_ok or url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError("kazoo base url: expected http(s)://host[:port]")
-        if url.userinfo:
+        if url.username is not None or url.password is not None:
             raise ValueError("kazoo base url: must not carry a user or password")
+        if url.query or url.fragment:
+            raise ValueError("kazoo base url: expected no query or fragment")
         for name in ("connect_timeout", "read_timeout", "renew_before", "backoff_base", "backoff_max",
                      "credential_backoff", "credential_backoff_max"):
             value = getattr(self, name)
@@ -92,10 +99,17 @@ class ClientSettings:
 
     @property
     def verify(self) -> ssl.SSLContext | bool:
-        """What httpx gets: our context with the extra CA, the system's, or (warned about by the CLI) none."""
+        """What aiohttp gets: our context with the extra CA, the system's, or (warned about by the CLI) none."""
         if not self.verify_tls:
             return False
         return self.ssl_context or True
+
+    @property
+    def timeout(self) -> aiohttp.ClientTimeout:
+        # No total and no pool wait: waiting for a free connection is our own concurrency, not
+        # Kazoo's slowness, and the poller bounds a whole poll. Read is per socket read.
+        return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
+                                     sock_read=self.read_timeout)
 
 
 def _ssl_context(ca_file: str) -> ssl.SSLContext:
@@ -107,21 +121,36 @@ def _ssl_context(ca_file: str) -> ssl.SSLContext:
         raise ValueError(f"ca_file: {ca_file}: not a readable PEM certificate bundle") from None
 
 
-def _transport_problem(exc: httpx.HTTPError) -> tuple[str, bool]:
+def _transport_problem(exc: BaseException, settings: ClientSettings) -> tuple[str, bool]:
     """A short, one-line description of a failed exchange, and whether another attempt may help.
 
-    The socket's own words ("[Errno 111] Connection refused") help most and hold no secret; a
-    request or its headers are never part of it.
+    Names follow what operators know from other HTTP clients (ConnectError, ReadTimeout); the
+    socket's own words ("Connect call failed") help most and hold no secret. A request or its
+    headers are never part of it.
     """
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            # The same certificate will fail the same way: no retry.
-            return f"TLS certificate verification failed ({cause.verify_message})", False
-        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cert = exc.certificate_error
+        detail = getattr(cert, "verify_message", None) or str(cert)
+        # The same certificate will fail the same way: no retry.
+        return f"TLS certificate verification failed ({' '.join(str(detail).split())[:120]})", False
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"ConnectTimeout (no connection within {settings.connect_timeout:g} s)", True
+    if isinstance(exc, (aiohttp.SocketTimeoutError, asyncio.TimeoutError)):
+        return f"ReadTimeout (no data for {settings.read_timeout:g} s)", True
+    if isinstance(exc, aiohttp.ClientSSLError):
+        name, retry_it = "TLSError", False
+    elif isinstance(exc, aiohttp.ClientConnectorError):
+        name, retry_it = "ConnectError", True
+        exc = exc.os_error
+    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+                          aiohttp.ClientOSError)):
+        name, retry_it = "ProtocolError" if not isinstance(exc, aiohttp.ClientOSError) else "NetworkError", True
+    elif isinstance(exc, aiohttp.ClientConnectionError):
+        name, retry_it = "NetworkError", True
+    else:  # aiohttp.ClientError: a malformed answer, an invalid URL
+        name, retry_it = "ProtocolError", False
     detail = " ".join(str(exc).split())[:160]
-    text = type(exc).__name__ + (f" ({detail})" if detail else "")
-    return text, isinstance(exc, httpx.TransportError)
+    return name + (f" ({detail})" if detail else ""), retry_it
 
 
 @dataclass(frozen=True)
@@ -142,17 +171,8 @@ class KazooClient:
         self._settings = settings
         self._on_request = on_request
         self._account_base = "/v2/accounts"
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/"),
-            # Waiting for a free connection is our own concurrency, not Kazoo's slowness, and the
-            # poller bounds a whole poll: no pool timeout.
-            timeout=httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout, pool=None),
-            limits=httpx.Limits(max_connections=settings.max_connections,
-                                max_keepalive_connections=settings.max_connections),
-            verify=settings.verify,
-            headers={"Accept": "application/json", "User-Agent": f"qubicle-exporter/{__version__}"},
-            follow_redirects=False,
-        )
+        self._base = settings.base_url.rstrip("/")
+        self._http: aiohttp.ClientSession | None = None  # made in the running loop, at first use
         self._tokens = TokenKeeper(
             settings.credentials, self._authenticate_once, renew_before=settings.renew_before,
             backoff_initial=settings.credential_backoff, backoff_max=settings.credential_backoff_max,
@@ -162,8 +182,22 @@ class KazooClient:
     def __repr__(self) -> str:
         return f"KazooClient({self._settings.base_url!r}, {self._settings.credentials.kind})"
 
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            settings = self._settings
+            connector = aiohttp.TCPConnector(limit=settings.max_connections, limit_per_host=0,
+                                             ssl=settings.verify, ttl_dns_cache=300)
+            self._http = aiohttp.ClientSession(
+                connector=connector, timeout=settings.timeout,
+                headers={"Accept": "application/json", "User-Agent": f"qubicle-exporter/{__version__}"},
+                # Errors are read from the answer's envelope, never from the exception text.
+                raise_for_status=False, auto_decompress=True,
+            )
+        return self._http
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -204,11 +238,14 @@ class KazooClient:
         while True:
             attempt += 1
             try:
-                response = await self._http.request(method, path, params=params, json=body, headers=headers)
-                content = response.content
-            except httpx.HTTPError as exc:
+                async with self._session().request(method, self._url(path, params), json=body, headers=headers,
+                                                   allow_redirects=False) as response:
+                    content = await response.read()
+                    code = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 self._on_request(endpoint, "error")
-                problem, worth_retrying = _transport_problem(exc)
+                problem, worth_retrying = _transport_problem(exc, settings)
                 if not worth_retrying or attempt > settings.retries:
                     tries = f" after {attempt} attempts" if attempt > 1 else ""
                     raise TransportError(f"{label}: {problem}{tries}") from None
@@ -217,11 +254,10 @@ class KazooClient:
                           delay=round(delay, 3))
                 await retry.pause(delay)
                 continue
-            code = response.status_code
             self._on_request(endpoint, str(code))
             if not retry.retryable_status(code) or attempt > settings.retries:
                 return _Answer(code, content, attempt)
-            asked = retry.retry_after(response.headers.get("Retry-After"), time.time())
+            asked = retry.retry_after(retry_after, time.time())
             if asked is not None and asked > retry.RETRY_AFTER_CAP:
                 return _Answer(code, content, attempt)  # not waited for here; the next poll tries again
             delay = asked if asked is not None else retry.backoff_delay(
@@ -272,6 +308,12 @@ class KazooClient:
             seen.add(key)
             params = {**params, "start_key": key}
 
+    def _url(self, path: str, params: dict[str, Any] | None) -> URL:
+        # Paths are quoted once, by us (_account_path); encoded=True keeps yarl from quoting them
+        # again, and is also cheaper than parsing and requoting every URL.
+        url = URL(self._base + path, encoded=True)
+        return url.update_query({k: str(v) for k, v in params.items()}) if params else url
+
     def _account_path(self, account_id: str) -> str:
         # Ids go into the path; quoting keeps a stray "/" or "?" from reaching another endpoint.
         return f"{self._account_base}/{quote(account_id, safe='')}"
@@ -306,6 +348,8 @@ class KazooClient:
         ids = list(dict.fromkeys(q for q in queue_ids if isinstance(q, str) and q))
         size = self._settings.status_batch_size
         batches = [ids[i:i + size] for i in range(0, len(ids), size)]
+        if len(batches) == 1:  # the usual case: no task to spawn
+            return await self._status_batch(account_id, batches[0])
         # Batches run concurrently; every one is awaited before the first error is raised, so no
         # request is left running behind the caller's back.
         results = await asyncio.gather(*(self._status_batch(account_id, batch) for batch in batches),

@@ -1,6 +1,6 @@
 """When to try a request again, and how long to wait first.
 
-httpx retries only failed connects and only if asked; retries for timeouts, 5xx and 429 are ours.
+The HTTP library retries nothing; retries for failed connects, timeouts, 5xx and 429 are ours.
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ def captured_logs() -> Iterator[list[dict[str, Any]]]:
 async def kazoo(crossbar: FakeCrossbar, captured_logs: list[dict[str, Any]], caplog: pytest.LogCaptureFixture,
                 capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     """The harness; afterwards, no secret may appear in any message, repr, log event or output."""
-    caplog.set_level(logging.DEBUG)  # httpx and httpcore too
+    caplog.set_level(logging.DEBUG)  # the HTTP library too
     harness = Harness(crossbar)
     real_pause = kazoo_retry.pause
 

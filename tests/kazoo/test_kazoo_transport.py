@@ -197,7 +197,8 @@ async def test_read_timeout_is_retried_then_a_transport_error(kazoo):
 def test_the_client_gets_explicit_timeouts():
     client = KazooClient(ClientSettings("http://127.0.0.1:1", Credentials(api_key=API_KEY), connect_timeout=1.5,
                                         read_timeout=7.0))
-    assert client._http.timeout.connect == 1.5 and client._http.timeout.read == 7.0
+    timeout = client._settings.timeout
+    assert timeout.sock_connect == 1.5 and timeout.sock_read == 7.0 and timeout.total is None
     asyncio.run(client.aclose())
 
 
