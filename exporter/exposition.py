@@ -3,7 +3,8 @@
 At 10,000 queues the snapshot part is ~160,000 samples (~20 MB); rendering it at every scrape
 would cost far more than the poll itself. So refresh() (called after each poll) only swaps in an
 empty cache generation, the first scrape of each format renders it once (straight into deflate),
-and every other gzip scrape is a memory copy (a scrape without gzip inflates the cached blocks). The live part (process metrics, API request counters) is small and rendered per
+and every other scrape is a memory copy (plain text, kept only once someone asks for it, is
+inflated from the deflated form once per poll). The live part (process metrics, API request counters) is small and rendered per
 scrape so that it stays current between polls.
 
 Threading: render() may run in many threads at once while refresh() runs on the event loop.
@@ -102,13 +103,16 @@ class _Deflated:
 class _Generation:
     """The snapshot part of one poll, per format, rendered (straight into deflate) on first use.
 
-    Only the deflated form is kept (~1.5 MB instead of ~23 MB at 10,000 queues): Prometheus and
-    the other scrapers ask for gzip; a scrape without gzip gets the text inflated again (~60 ms at
-    10,000 queues), never a second render.
+    The deflated form is what Prometheus and the other agents get (~4 MB at 10,000 queues). The
+    plain text (~22 MB) exists only once a scraper asks for it without gzip: it is then inflated
+    once for the generation (~60 ms), never rendered a second time.
     """
 
     def __init__(self, render: Callable[[bool], Iterable[bytes]]) -> None:
-        self.deflated = {om: _Once(lambda om=om: _Deflated.of(render(om))) for om in (False, True)}
+        # No reference back to the generation: a cycle would keep each replaced one (and its
+        # megabytes) alive until a full garbage collection, which tune_gc() makes rare.
+        deflated = self.deflated = {om: _Once(lambda om=om: _Deflated.of(render(om))) for om in (False, True)}
+        self.plain = {om: _Once(lambda om=om: deflated[om].get().plain()) for om in (False, True)}
 
 
 def _quietly(render: Callable[[], object]) -> None:
@@ -179,7 +183,7 @@ class Exposition:
         self._generation: _Generation | None = None
         self._count_lock = threading.Lock()
         self.renders = 0  # how many times the snapshot part was rendered (for tests and benchmarks)
-        self._asked: set[bool] = set()  # formats scraped since the last refresh (openmetrics or not)
+        self._asked: set[tuple[bool, bool]] = set()  # (openmetrics, gzip) scraped since the last refresh
         self._prerender = ThreadPoolExecutor(1, thread_name_prefix="metrics-prerender") if prerender else None
 
     def refresh(self) -> None:
@@ -187,8 +191,8 @@ class Exposition:
         generation = self._generation = _Generation(self._render)
         asked, self._asked = self._asked, set()
         if self._prerender is not None:
-            for openmetrics in asked:
-                self._prerender.submit(_quietly, generation.deflated[openmetrics].get)
+            for openmetrics, gzipped in asked:  # plain is inflated from deflated: still one render
+                self._prerender.submit(_quietly, (generation.deflated if gzipped else generation.plain)[openmetrics].get)
 
     def close(self) -> None:
         if self._prerender is not None:
@@ -211,7 +215,7 @@ class Exposition:
         openmetrics = accepts_openmetrics(accept)
         gzipped = accepts_gzip(accept_encoding)
         generation = self._generation  # read once: one scrape, one generation
-        self._asked.add(openmetrics)
+        self._asked.add((openmetrics, gzipped))
         live = (generate_openmetrics if openmetrics else generate_latest)(self._live_registry)
         headers = {
             "Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_PLAIN_0_0_4,
@@ -221,5 +225,5 @@ class Exposition:
             headers["Content-Encoding"] = "gzip"
             deflated = generation.deflated[openmetrics].get() if generation else _Deflated.of(())
             return deflated.gzip_with(live), headers
-        snapshot = generation.deflated[openmetrics].get().plain() if generation else b""
+        snapshot = generation.plain[openmetrics].get() if generation else b""
         return snapshot + live, headers

@@ -324,6 +324,27 @@ def test_a_failed_prerender_leaves_the_scrape_to_render_and_report_it(live):
         expo.close()
 
 
+def test_a_replaced_generation_is_freed_at_once_not_by_the_cyclic_collector(live):
+    """tune_gc() makes full collections rare: a reference cycle through a generation would keep
+    every replaced poll's exposition (megabytes each) alive until one runs."""
+    import gc
+    import weakref
+
+    expo = Exposition(CollectorRegistry(), live[0], render_snapshot=lambda om: [b"qubicle_up 1.0\n"])
+    expo.refresh()
+    for accept, encoding in ((None, None), (None, "gzip"), (PROMETHEUS_ACCEPT, None), (PROMETHEUS_ACCEPT, "gzip")):
+        expo.render(accept, encoding)
+    replaced = weakref.ref(expo._generation)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        expo.refresh()
+        assert replaced() is None
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # ---- gzip -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("accept", [None, PROMETHEUS_ACCEPT])
