@@ -4,8 +4,9 @@
     python dashboards/generate.py --check  # exits 1 if a committed file differs from the code
 
 The JSON files are committed so users can import or provision them without Python; a test fails
-when they drift from this code. Colour thresholds mirror the alert thresholds in
-alerts/qubicle.rules.yml (ESTIMATED_WAIT_*, ABANDON_RATIO_*).
+when they drift from this code. Colours are the alerts' default thresholds (the qubicle:*_threshold
+records of alerts/qubicle.rules.yml, QubicleDataStale in alerts/qubicle.alerts.yml); a test fails
+when the two differ. See docs/dashboards.md.
 """
 
 from __future__ import annotations
@@ -18,10 +19,16 @@ from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import prometheus, stat, timeseries
-from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig, ReduceDataOptions, VizLegendOptions
+from grafana_foundation_sdk.builders.common import (
+    GraphThresholdsStyleConfig,
+    ReduceDataOptions,
+    VizLegendOptions,
+)
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DashboardLinkType,
     DataSourceRef,
     Threshold,
     ThresholdsMode,
@@ -32,16 +39,28 @@ from grafana_foundation_sdk.models.dashboard import (
 
 HERE = Path(__file__).resolve().parent
 
-# The alert thresholds (alerts/qubicle.rules.yml): the wallboard turns amber/red where they fire.
+# The alerts' default thresholds: the wallboard turns amber/red where an alert fires.
 ESTIMATED_WAIT_WARNING, ESTIMATED_WAIT_CRITICAL = 120, 300
 ABANDON_RATIO_WARNING, ABANDON_RATIO_CRITICAL = 0.10, 0.25
+DATA_STALE_SECONDS = 120  # QubicleDataStale (alerts/qubicle.alerts.yml)
 
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 QUEUE = 'job=~"$job", account_id=~"$account", queue_id=~"$queue"'
 ONE_QUEUE = 'job=~"$job", account_id=~"$account", queue_id="$queue"'
 ACCOUNT = 'job=~"$job", account_id=~"$account"'
 
-GREEN, AMBER, RED, BLUE = "green", "orange", "red", "blue"
+# query_result() lines read `{account_id="…", queue_id="…", queue_name="…"} 1 <time>` (labels sorted).
+QUEUE_VARIABLE_REGEX = '/queue_id="(?<value>[^"]*)".*queue_name="(?<text>[^"]*)"/'
+
+GREEN, AMBER, RED, NEUTRAL = "green", "orange", "red", "blue"
+TAGS = ["qubicle", "kazoo", "call-center"]
+# A row header (1 unit) and one line of big stats: 4 grid units per queue.
+WALLBOARD_PANEL_HEIGHT = 3
+# Nine stats on one line of 24 columns: the short counts get 2 columns, the others 3.
+NARROW, WIDE = 2, 3
+# Waits as hh:mm:ss: Grafana's "s" unit turns 90 s into "2 min" at 0 decimals (and 119 s, green,
+# into the same "2 min" as 120 s, amber).
+WAIT_UNIT = "dthms"
 
 
 def thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
@@ -56,6 +75,14 @@ def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) ->
 def row(title: str) -> dash.Row:
     # Rows are opened in finish(): the builder marks a row collapsed as soon as it holds a panel.
     return dash.Row(title)
+
+
+def links(board: dash.Dashboard) -> dash.Dashboard:
+    """The three dashboards link to each other, keeping the time range and the variables."""
+    return board.link(
+        dash.DashboardLink("Qubicle").type(DashboardLinkType.DASHBOARDS).tags(["qubicle"])
+        .as_dropdown(False).include_vars(True).keep_time(True).target_blank(False)
+    )
 
 
 # ---- variables ----------------------------------------------------------------------------------
@@ -80,8 +107,10 @@ def variables(board: dash.Dashboard, *, queue: bool) -> dash.Dashboard:
         # Queue names are not unique across accounts: the value is the id, the text the name.
         board = board.with_variable(
             dash.QueryVariable("queue").label("Queue").datasource(DS)
-            .query({"query": f'query_result(qubicle_queue_info{{{ACCOUNT}}})', "refId": "queue"})
-            .regex('/.*queue_id="(?<value>[^"]*)".*queue_name="(?<text>[^"]*)".*/')
+            # max by: one line per queue even when two replicas export it.
+            .query({"query": f"query_result(max by (account_id, queue_id, queue_name) "
+                             f"(qubicle_queue_info{{{ACCOUNT}}}))", "refId": "queue"})
+            .regex(QUEUE_VARIABLE_REGEX)
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
             .multi(True).include_all(True).all_value(".+")
         )
@@ -91,56 +120,82 @@ def variables(board: dash.Dashboard, *, queue: bool) -> dash.Dashboard:
 # ---- wallboard ------------------------------------------------------------------------------------
 
 def big_stat(title: str, expr: str, unit: str, steps: tuple[tuple[float | None, str], ...],
-             decimals: int = 0) -> stat.Panel:
+             description: str, decimals: int = 0, width: int = WIDE) -> stat.Panel:
     return (
-        stat.Panel().title(title).datasource(DS).with_target(query(expr, instant=True))
+        stat.Panel().title(title).description(description).datasource(DS).with_target(query(expr, instant=True))
         .unit(unit).decimals(decimals).thresholds(thresholds(*steps))
         .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
         .text_mode(common.BigValueTextMode.VALUE).justify_mode(common.BigValueJustifyMode.CENTER)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .no_value("–").height(3).span(3)
+        .no_value("–").height(WALLBOARD_PANEL_HEIGHT).span(width)
     )
+
+
+def one_queue(metric: str) -> str:
+    # max, not sum: two exporter replicas (or two jobs) scraping one queue must not double it.
+    return f"max({metric}{{{ONE_QUEUE}}})"
 
 
 def wallboard() -> dict[str, Any]:
+    # Colours only where an alert of alerts/qubicle.alerts.yml is behind them, at its default
+    # threshold; plain counts stay neutral blue. The TV shows the state now: an alert also waits for
+    # its `for:`, and "today" figures keep their colour after the alert's window has passed.
     queue_row = (
         row("${queue:text}").repeat("queue")
-        .with_panel(big_stat("Callers waiting", f"sum(qubicle_queue_active_sessions{{{ONE_QUEUE}}})", "none",
-                             ((None, GREEN), (1, AMBER), (5, RED))))
-        # Red at 0 ready agents: the condition of QubicleCallersWaitingNoAgentReady.
-        .with_panel(big_stat("Agents ready", f"sum(qubicle_queue_available_recipients{{{ONE_QUEUE}}})", "none",
-                             ((None, RED), (1, GREEN))))
-        .with_panel(big_stat("Logged in", f"sum(qubicle_queue_active_recipients{{{ONE_QUEUE}}})", "none",
-                             ((None, RED), (1, BLUE))))
-        .with_panel(big_stat("Est. wait", f"max(qubicle_queue_estimated_wait_seconds{{{ONE_QUEUE}}})", "s",
-                             ((None, GREEN), (ESTIMATED_WAIT_WARNING, AMBER), (ESTIMATED_WAIT_CRITICAL, RED))))
-        .with_panel(big_stat("Calls today", f"sum(qubicle_queue_daily_sessions{{{ONE_QUEUE}}})", "none",
-                             ((None, BLUE),)))
-        .with_panel(big_stat("Missed today", f"sum(qubicle_queue_daily_missed_sessions{{{ONE_QUEUE}}})", "none",
-                             ((None, GREEN), (1, AMBER))))
-        .with_panel(big_stat("Abandoned today", f"sum(qubicle_queue_daily_abandoned_sessions{{{ONE_QUEUE}}})",
-                             "none", ((None, GREEN), (1, AMBER))))
+        .with_panel(big_stat("Callers waiting", one_queue("qubicle_queue_active_sessions"), "none",
+                             ((None, NEUTRAL),), "Callers in the queue now (qubicle_queue_active_sessions)."))
+        .with_panel(big_stat("Agents ready", one_queue("qubicle_queue_available_recipients"), "none",
+                             ((None, RED), (1, GREEN)),
+                             "Agents logged in and ready. Red at 0: with callers waiting for 2 minutes "
+                             "that is QubicleCallersWaitingNoAgentReady (critical)."))
+        .with_panel(big_stat("Logged in", one_queue("qubicle_queue_active_recipients"), "none",
+                             ((None, AMBER), (1, NEUTRAL)),
+                             "Agents logged in, ready or away. Amber at 0: QubicleNoAgentsLoggedIn (warning).",
+                             width=NARROW))
+        .with_panel(big_stat("Est. wait", one_queue("qubicle_queue_estimated_wait_seconds"), WAIT_UNIT,
+                             ((None, GREEN), (ESTIMATED_WAIT_WARNING, AMBER), (ESTIMATED_WAIT_CRITICAL, RED)),
+                             f"Kazoo's estimated wait for a new caller. Amber from {ESTIMATED_WAIT_WARNING} s, red "
+                             f"from {ESTIMATED_WAIT_CRITICAL} s: QubicleEstimatedWaitHigh."))
+        .with_panel(big_stat("Avg. wait", one_queue("qubicle_queue_average_wait_seconds"), WAIT_UNIT,
+                             ((None, NEUTRAL),),
+                             "Today's average wait, as Kazoo reports it (no alert: no colour)."))
+        .with_panel(big_stat("Calls today", one_queue("qubicle_queue_daily_sessions"), "none", ((None, NEUTRAL),),
+                             "Callers today, as Kazoo counts them (resets at Kazoo's midnight).", width=NARROW))
+        .with_panel(big_stat("Missed today", one_queue("qubicle_queue_daily_missed_sessions"), "none",
+                             ((None, GREEN), (1, AMBER)),
+                             "Callers who timed out in the queue today. Amber from 1, for the rest of the day: "
+                             "QubicleSessionsMissed fires on the first one (it looks at the last 15 minutes).",
+                             width=NARROW))
+        .with_panel(big_stat("Abandoned today", one_queue("qubicle_queue_daily_abandoned_sessions"), "none",
+                             ((None, NEUTRAL),), "Callers who hung up while waiting today."))
         .with_panel(big_stat(
             "Abandoned %",
-            f"sum(qubicle_queue_daily_abandoned_sessions{{{ONE_QUEUE}}})"
-            f" / (sum(qubicle_queue_daily_sessions{{{ONE_QUEUE}}}) > 0)",
-            "percentunit", ((None, GREEN), (ABANDON_RATIO_WARNING, AMBER), (ABANDON_RATIO_CRITICAL, RED)), decimals=1,
+            f"{one_queue('qubicle_queue_daily_abandoned_sessions')} / ({one_queue('qubicle_queue_daily_sessions')} > 0)",
+            "percentunit", ((None, GREEN), (ABANDON_RATIO_WARNING, AMBER), (ABANDON_RATIO_CRITICAL, RED)),
+            f"Abandoned / calls today. Amber from {ABANDON_RATIO_WARNING:.0%}, red from {ABANDON_RATIO_CRITICAL:.0%}: "
+            "the thresholds of QubicleAbandonRateHigh (which looks at the last 30 minutes).",
+            decimals=1,
         ))
     )
     board = (
-        dash.Dashboard("Qubicle wallboard").uid("qubicle-wallboard").tags(["qubicle", "kazoo", "call-center"])
-        .description("Per queue, for a TV in kiosk mode: callers waiting, agents, wait, today's calls.")
+        dash.Dashboard("Qubicle wallboard").uid("qubicle-wallboard").tags(TAGS)
+        .description("Per queue, for a TV in kiosk mode: callers waiting, agents, waits, today's calls.")
         .refresh("10s").time("now-1h", "now").timezone("browser").editable()
     )
-    return finish(variables(board, queue=True).with_row(queue_row))
+    return finish(links(variables(board, queue=True)).with_row(queue_row))
 
 
-# ---- queue trends ---------------------------------------------------------------------------------
+# ---- queue trends ----------------------------------------------------------------------------------
+
+# Firing alerts of this project on the queues shown (alerts without a queue, e.g. QubicleDataStale,
+# carry account_id only; QubicleExporterDown carries neither and shows on every account).
+ALERTS_ANNOTATION = ('ALERTS{alertstate="firing", alertname=~"Qubicle.*", '
+                     'account_id=~"$account|", queue_id=~"$queue|"}')
 
 def graph(title: str, unit: str, *targets: prometheus.Dataquery, width: int = 12,
-          steps: tuple[tuple[float | None, str], ...] | None = None) -> timeseries.Panel:
+          steps: tuple[tuple[float | None, str], ...] | None = None, description: str = "") -> timeseries.Panel:
     panel = (
-        timeseries.Panel().title(title).datasource(DS).unit(unit).height(8).span(width)
+        timeseries.Panel().title(title).description(description).datasource(DS).unit(unit).height(8).span(width)
         .fill_opacity(10).line_width(1).show_points(common.VisibilityMode.NEVER)
         .legend(VizLegendOptions().display_mode(common.LegendDisplayMode.TABLE)
                 .placement(common.LegendPlacement.BOTTOM).show_legend(True).calcs(["lastNotNull", "max"]))
@@ -153,55 +208,70 @@ def graph(title: str, unit: str, *targets: prometheus.Dataquery, width: int = 12
     return panel
 
 
+# max by queue: every replica (or job) scraping an account exports the same figures for its
+# queues; a sum would double them. The exporter's own rates (API requests, errors) differ per
+# process and are summed on the exporter dashboard.
+BY_QUEUE = "account_id, queue_id, queue_name"
+LEGEND = "{{queue_name}} ({{account_id}})"
+
+
+def per_queue(agg: str, expr: str) -> str:
+    return f"{agg} by ({BY_QUEUE}) ({expr})"
+
+
 def queues_dashboard() -> dict[str, Any]:
-    legend = "{{queue_name}} ({{account_id}})"
     board = (
-        dash.Dashboard("Qubicle queues").uid("qubicle-queues").tags(["qubicle", "kazoo", "call-center"])
-        .description("Queue trends for supervisors: calls, missed and abandoned, waits, agents.")
+        dash.Dashboard("Qubicle queues").uid("qubicle-queues").tags(TAGS)
+        .description("Queue trends for supervisors: calls, missed and abandoned, waits, agents; alerts as annotations.")
         .refresh("1m").time("now-24h", "now").timezone("browser").editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
         .annotation(
             dash.AnnotationQuery().name("Qubicle alerts").datasource(DS).enable(True).icon_color("red")
-            .expr('ALERTS{alertstate="firing", alertname=~"Qubicle.*", account_id=~"$account"}')
+            .expr(ALERTS_ANNOTATION)
         )
     )
-    board = variables(board, queue=True)
+    board = links(variables(board, queue=True))
     board = board.with_row(
         row("Calls")
-        .with_panel(graph("Calls per interval", "short",
-                          query(f"sum by (account_id, queue_id, queue_name) "
-                                f"(increase(qubicle_queue_sessions_total{{{QUEUE}}}[$__rate_interval]))", legend)))
-        .with_panel(graph("Missed and abandoned per hour", "short",
-                          query(f"sum by (account_id, queue_id, queue_name) "
-                                f"(queue:qubicle_queue_missed_sessions:increase1h{{{QUEUE}}})",
-                                "missed: " + legend, "A"),
-                          query(f"sum by (account_id, queue_id, queue_name) "
-                                f"(queue:qubicle_queue_abandoned_sessions:increase1h{{{QUEUE}}})",
-                                "abandoned: " + legend, "B")))
+        # A rate, not "calls per $__interval": a per-minute figure reads the same at every zoom.
+        .with_panel(graph("Calls per minute", "cpm",
+                          query(per_queue("max", f"rate(qubicle_queue_sessions_total{{{QUEUE}}}[$__rate_interval])")
+                                + " * 60", LEGEND)))
+        .with_panel(graph("Missed and abandoned in the last hour", "short",
+                          query(per_queue("max", f"queue:qubicle_queue_missed_sessions:increase1h{{{QUEUE}}}"),
+                                "missed: " + LEGEND, "A"),
+                          query(per_queue("max", f"queue:qubicle_queue_abandoned_sessions:increase1h{{{QUEUE}}}"),
+                                "abandoned: " + LEGEND, "B")))
         .with_panel(graph("Abandon ratio (30 min) against the alert thresholds", "percentunit",
-                          query(f"max by (account_id, queue_id, queue_name) "
-                                f"(queue:qubicle_queue_abandoned_sessions:ratio30m{{{QUEUE}}})", legend),
-                          steps=((None, "transparent"), (ABANDON_RATIO_WARNING, AMBER), (ABANDON_RATIO_CRITICAL, RED))))
+                          query(per_queue("max", f"queue:qubicle_queue_abandoned_sessions:ratio30m{{{QUEUE}}}"),
+                                LEGEND),
+                          steps=((None, "transparent"), (ABANDON_RATIO_WARNING, AMBER), (ABANDON_RATIO_CRITICAL, RED)),
+                          description="QubicleAbandonRateHigh: above 10 % (warning) / 25 % (critical) for 5 minutes, "
+                                      "counted once the queue had at least 10 callers in the 30 minutes."))
         .with_panel(graph("Callers waiting", "short",
-                          query(f"max by (account_id, queue_id, queue_name) "
-                                f"(qubicle_queue_active_sessions{{{QUEUE}}})", legend)))
+                          query(per_queue("max", f"qubicle_queue_active_sessions{{{QUEUE}}}"), LEGEND)))
     )
     board = board.with_row(
         row("Waits and agents")
-        .with_panel(graph("Estimated and average wait", "s",
-                          query(f"max by (account_id, queue_id, queue_name) "
-                                f"(qubicle_queue_estimated_wait_seconds{{{QUEUE}}})", "estimated: " + legend, "A"),
-                          query(f"max by (account_id, queue_id, queue_name) "
-                                f"(qubicle_queue_average_wait_seconds{{{QUEUE}}})", "average today: " + legend, "B"),
+        .with_panel(graph("Estimated, average and longest wait", "s",
+                          query(per_queue("max", f"qubicle_queue_estimated_wait_seconds{{{QUEUE}}}"),
+                                "estimated: " + LEGEND, "A"),
+                          query(per_queue("max", f"qubicle_queue_average_wait_seconds{{{QUEUE}}}"),
+                                "average today: " + LEGEND, "B"),
+                          query(per_queue("max", f"qubicle_queue_longest_wait_seconds{{{QUEUE}}}"),
+                                "longest waiting: " + LEGEND, "C"),
                           steps=((None, "transparent"), (ESTIMATED_WAIT_WARNING, AMBER),
-                                 (ESTIMATED_WAIT_CRITICAL, RED))))
+                                 (ESTIMATED_WAIT_CRITICAL, RED)),
+                          description="Threshold areas: QubicleEstimatedWaitHigh (estimated wait). The longest "
+                                      "wait exists only where Kazoo reports it."))
         .with_panel(graph("Agents logged in vs ready", "short",
-                          query(f"max by (account_id, queue_id, queue_name) "
-                                f"(qubicle_queue_active_recipients{{{QUEUE}}})", "logged in: " + legend, "A"),
-                          query(f"max by (account_id, queue_id, queue_name) "
-                                f"(qubicle_queue_available_recipients{{{QUEUE}}})", "ready: " + legend, "B")))
+                          query(per_queue("max", f"qubicle_queue_active_recipients{{{QUEUE}}}"),
+                                "logged in: " + LEGEND, "A"),
+                          query(per_queue("max", f"qubicle_queue_available_recipients{{{QUEUE}}}"),
+                                "ready: " + LEGEND, "B")))
         .with_panel(graph("Agent availability (ready / logged in)", "percentunit",
-                          query(f"max by (account_id, queue_id, queue_name) "
-                                f"(queue:qubicle_queue_available_recipients:ratio{{{QUEUE}}})", legend), width=24))
+                          query(per_queue("max", f"queue:qubicle_queue_available_recipients:ratio{{{QUEUE}}}"),
+                                LEGEND), width=24))
     )
     return finish(board)
 
@@ -210,14 +280,17 @@ def queues_dashboard() -> dict[str, Any]:
 
 def exporter_dashboard() -> dict[str, Any]:
     board = (
-        dash.Dashboard("Qubicle exporter").uid("qubicle-exporter").tags(["qubicle", "kazoo", "exporter"])
+        dash.Dashboard("Qubicle exporter").uid("qubicle-exporter").tags([*TAGS, "exporter"])
         .description("Health of qubicle-exporter: Kazoo reachability, poll cost, API requests, errors.")
         .refresh("30s").time("now-6h", "now").timezone("browser").editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
     )
-    board = variables(board, queue=False)
+    board = links(variables(board, queue=False))
     up = (
         stat.Panel().title("Kazoo reachable, per account").datasource(DS)
-        .with_target(query(f"qubicle_up{{{ACCOUNT}}}", "{{account_id}}", instant=True))
+        .description("qubicle_up: 1 when the last poll of the account succeeded. "
+                     "QubicleKazooUnreachable fires after 2 minutes at 0.")
+        .with_target(query(f"qubicle_up{{{ACCOUNT}}}", "{{account_id}} {{instance}}", instant=True))
         .unit("none").thresholds(thresholds((None, RED), (1, GREEN)))
         .mappings([{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
                                                   "1": {"text": "UP", "color": "green", "index": 1}}}])
@@ -226,18 +299,22 @@ def exporter_dashboard() -> dict[str, Any]:
         .height(5).span(12)
     )
     age = graph("Age of the data (since the last successful poll)", "s",
-                query(f"time() - qubicle_last_poll_success_timestamp_seconds{{{ACCOUNT}}}", "{{account_id}}"),
-                steps=((None, "transparent"), (30, AMBER), (120, RED)))
+                query(f"time() - qubicle_last_poll_success_timestamp_seconds{{{ACCOUNT}}}",
+                      "{{account_id}} {{instance}}"),
+                steps=((None, "transparent"), (DATA_STALE_SECONDS, RED)),
+                description=f"QubicleDataStale fires when this stays above {DATA_STALE_SECONDS} s for 2 minutes.")
     board = board.with_row(row("Kazoo").with_panel(up).with_panel(age.height(5)))
     board = board.with_row(
         row("Polls and API")
         .with_panel(graph("Poll duration", "s",
-                          query('histogram_quantile(0.5, sum by (le, instance) '
+                          query('histogram_quantile(0.5, sum by (le, job, instance) '
                                 '(rate(qubicle_poll_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
                                 "p50 {{instance}}", "A"),
-                          query('histogram_quantile(0.99, sum by (le, instance) '
+                          query('histogram_quantile(0.99, sum by (le, job, instance) '
                                 '(rate(qubicle_poll_duration_seconds_bucket{job=~"$job"}[$__rate_interval])))',
-                                "p99 {{instance}}", "B")))
+                                "p99 {{instance}}", "B"),
+                          description="One poll covers every account of the instance; it should stay well "
+                                      "below the poll interval."))
         .with_panel(graph("Kazoo API requests by endpoint and code", "reqps",
                           query('sum by (endpoint, code) (rate(qubicle_api_requests_total{job=~"$job"}'
                                 '[$__rate_interval]))', "{{endpoint}} {{code}}")))
@@ -254,7 +331,7 @@ def exporter_dashboard() -> dict[str, Any]:
                           query(f"sum by (field) (increase(qubicle_invalid_fields_total{{{ACCOUNT}}}"
                                 f"[$__rate_interval]))", "invalid {{field}}", "B")))
         .with_panel(graph("Queues per account", "short",
-                          query(f"qubicle_queues{{{ACCOUNT}}}", "{{account_id}}")))
+                          query(f"max by (account_id) (qubicle_queues{{{ACCOUNT}}})", "{{account_id}}")))
     )
     board = board.with_row(
         row("Process")
@@ -284,6 +361,11 @@ def finish(board: dash.Dashboard) -> dict[str, Any]:
     data["__inputs"] = [{"name": "DS_PROMETHEUS", "label": "Prometheus", "description": "",
                          "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus"}]
     data["__requires"] = [{"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"}]
+    # The builder has no setters for a Prometheus annotation's formatting: what Grafana shows on hover.
+    for annotation in data.get("annotations", {}).get("list", []):
+        if annotation.get("expr"):
+            annotation.update(step="1m", titleFormat="{{alertname}}", tagKeys="severity",
+                              textFormat="{{severity}}: {{queue_name}} {{account_id}}")
     # Every row is open (a wallboard must not hide a queue behind a click). Grafana keeps the panels
     # of an open row in the top-level list, after the row; the builder nests them as for a collapsed
     # row: flatten, and number every panel.
