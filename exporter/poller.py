@@ -40,6 +40,10 @@ class _Discovery:
     queues: list[QueueRef] | None = None
     at: float = float("-inf")
     stale: bool = False  # a listed queue was absent from the status answer: rediscover next poll
+    # Queue id -> its last status object as Kazoo sent it, the figures made of it, and its raw
+    # waits (for the unit check). At a 10 s interval 85-90 % of queues answer exactly as before:
+    # their figures are reused instead of parsed again (the counters cannot have moved either).
+    last: dict[str, tuple[object, QueueFigures, tuple[float, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,10 +179,17 @@ class Poller:
         waits = stats.waits
         scale = self._wait_scale
         carry = self._carry
+        previous, last = discovery.last, {}
         for queue in queues:
             raw = statuses.get(queue.id)
             if raw is None:
                 missing += 1
+                continue
+            seen = previous.get(queue.id)
+            if seen is not None and seen[0] == raw and seen[1].queue_name == queue.name:
+                last[queue.id] = seen
+                figures.append(seen[1])
+                waits.extend(seen[2])
                 continue
             status, bad_fields = parse_queue_status(raw)
             if bad_fields:
@@ -187,26 +198,30 @@ class Poller:
                 stats.invalid += len(bad_fields)
                 log.debug("invalid_fields", account_id=account_id, queue_id=queue.id, fields=bad_fields)
             gauges: dict[str, float] = {}
+            raw_waits: list[float] = []
             for metric, attribute in GAUGES:
                 value = getattr(status, attribute)
                 if value is None:
                     continue
                 if attribute in WAIT_FIELDS:
-                    waits.append(value)
+                    raw_waits.append(value)
                     value *= scale
                 gauges[metric] = value
+            waits.extend(raw_waits)
             daily = {figure: value for _, figure in COUNTERS if (value := getattr(status, figure)) is not None}
             counters = carry.update(account_id, queue.id, status.node, daily)
-            figures.append(
-                QueueFigures(
-                    account_id=account_id,
-                    queue_id=queue.id,
-                    queue_name=queue.name,
-                    node=status.node,
-                    gauges=MappingProxyType(gauges),
-                    counters=MappingProxyType(counters),
-                )
+            queue_figures = QueueFigures(
+                account_id=account_id,
+                queue_id=queue.id,
+                queue_name=queue.name,
+                node=status.node,
+                gauges=MappingProxyType(gauges),
+                counters=MappingProxyType(counters),
             )
+            figures.append(queue_figures)
+            if not bad_fields:  # a bad field is counted at every poll: never skip its parse
+                last[queue.id] = (raw, queue_figures, tuple(raw_waits))
+        discovery.last = last  # only the queues of this answer
         if missing:
             # Most likely deleted between discovery and status: look again next poll.
             discovery.stale = True

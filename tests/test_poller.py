@@ -259,3 +259,54 @@ async def test_milliseconds_look_suspicious_when_every_wait_is_under_a_second(ha
     assert any(e["event"] == "wait_unit_suspicious" for e in events), [e["event"] for e in events]
     poll = next(e for e in events if e["event"] == "poll")
     assert poll["accounts_up"] == 2 and poll["queues"] == 6  # one summary line, not one per queue
+
+
+async def test_unchanged_statuses_reuse_their_figures_and_changed_ones_are_read_again(harness):
+    h = harness()
+    h.sim.advance(2 * 3600)
+    account = h.sim.account_ids[0]
+    queue_id = h.sim.queues(account)[0][0]
+    await h.poller.poll()
+    first = {q.queue_id: q for a in h.poller.snapshot.accounts.values() for q in a.queues}
+    await h.poller.poll()  # the simulated clock stands still: every answer is the same
+    second = {q.queue_id: q for a in h.poller.snapshot.accounts.values() for q in a.queues}
+    assert len(second) == 6 and all(second[q] is first[q] for q in first)
+    h.sim.burst(account, queue_id, "abandoned", 3)
+    await h.poller.poll()
+    third = {q.queue_id: q for a in h.poller.snapshot.accounts.values() for q in a.queues}
+    assert third[queue_id] is not first[queue_id]
+    assert third[queue_id].counters["abandoned_sessions"] == first[queue_id].counters["abandoned_sessions"] + 3
+    assert third[queue_id].gauges["daily_abandoned_sessions"] == h.sim.status(account, queue_id)["stats"]["abandoned_sessions"]
+    assert all(third[q] is first[q] for q in first if q != queue_id)
+    assert h.value("qubicle_queue_abandoned_sessions_total", account, queue_id) == 3
+
+
+async def test_a_status_with_a_bad_field_is_read_and_counted_at_every_poll():
+    """Kazoo's answer is the same twice, but a bad field is counted per poll, so it is never reused."""
+    from exporter.kazoo import QueueRef
+
+    class SameAnswer:  # stands in for KazooClient: the simulator cannot keep one field bad
+        async def list_queues(self, account_id: str) -> list[QueueRef]:
+            return [QueueRef("q-bad", "Bad"), QueueRef("q-good", "Good")]
+
+        async def queue_list_status(self, account_id: str, queue_ids: list[str]) -> dict[str, object]:
+            good = {"active_recipient_count": 1, "available_recipient_count": 1, "node": "kz1",
+                    "stats": {"recipient_count": 2, "active_session_count": 0, "estimated_wait": 0,
+                              "average_wait": 5, "total_sessions": 3, "missed_sessions": 0, "abandoned_sessions": 1}}
+            bad = {**good, "available_recipient_count": "n/a"}
+            return {"q-bad": bad, "q-good": good}
+
+    settings = replace(Settings(), kazoo_url="http://127.0.0.1:1", account_ids=("acct",),
+                       secrets=Secrets(api_key="k" * 64))
+    metrics = selfmetrics.create(process=False)
+    poller = Poller(settings, SameAnswer(), metrics)  # type: ignore[arg-type]
+
+    def counted() -> float:
+        return sum(child._value.get() for child in metrics.invalid_fields._metrics.values())
+
+    await poller.poll()
+    good_before = {q.queue_id: q for q in poller.snapshot.accounts["acct"].queues}["q-good"]
+    assert counted() == 1
+    await poller.poll()
+    assert counted() == 2
+    assert {q.queue_id: q for q in poller.snapshot.accounts["acct"].queues}["q-good"] is good_before
