@@ -192,6 +192,8 @@ class KazooClient:
                 headers={"Accept": "application/json", "User-Agent": f"qubicle-exporter/{__version__}"},
                 # Errors are read from the answer's envelope, never from the exception text.
                 raise_for_status=False, auto_decompress=True,
+                # HTTP(S)_PROXY / NO_PROXY, as httpx (the earlier client) and curl honour them.
+                trust_env=True,
             )
         return self._http
 

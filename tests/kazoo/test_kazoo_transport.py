@@ -287,3 +287,18 @@ def test_a_ca_file_that_is_not_pem_is_rejected(tmp_path):
     bad.write_text("not a certificate")
     with pytest.raises(ValueError, match="not a readable PEM certificate bundle"):
         ClientSettings("https://kazoo.example.net", Credentials(api_key=API_KEY), ca_file=str(bad))
+
+
+# ---- proxies -------------------------------------------------------------------------------------
+
+async def test_the_proxy_of_the_environment_is_used_unless_no_proxy_says_otherwise(kazoo, monkeypatch):
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("HTTP_PROXY", proxy)
+    monkeypatch.setenv("http_proxy", proxy)
+    client = kazoo.client(retries=0)
+    error = await kazoo.fails(client.list_queues(ACCOUNT), TransportError)
+    assert str(error).startswith("PUT /v2/api_auth: ConnectError")  # the request went to the dead proxy
+    assert kazoo.crossbar.seen == []
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert len(await kazoo.client().list_queues(ACCOUNT)) == 8
