@@ -184,15 +184,23 @@ class Exposition:
         self._count_lock = threading.Lock()
         self.renders = 0  # how many times the snapshot part was rendered (for tests and benchmarks)
         self._asked: set[tuple[bool, bool]] = set()  # (openmetrics, gzip) scraped since the last refresh
+        self._asked_lock = threading.Lock()  # held for a set add or swap only: refresh() never waits long
         self._prerender = ThreadPoolExecutor(1, thread_name_prefix="metrics-prerender") if prerender else None
 
     def refresh(self) -> None:
         # No lock: scrapes already holding the old generation keep serving it; new ones see this.
         generation = self._generation = _Generation(self._render)
-        asked, self._asked = self._asked, set()
+        with self._asked_lock:
+            asked, self._asked = self._asked, set()
         if self._prerender is not None:
             for openmetrics, gzipped in asked:  # plain is inflated from deflated: still one render
-                self._prerender.submit(_quietly, (generation.deflated if gzipped else generation.plain)[openmetrics].get)
+                cell = (generation.deflated if gzipped else generation.plain)[openmetrics]
+                self._prerender.submit(self._prerender_one, generation, cell)
+
+    def _prerender_one(self, generation: _Generation, cell: _Once[object]) -> None:
+        # Renders slower than polls queue up: one for a generation already replaced is skipped.
+        if self._generation is generation:
+            _quietly(cell.get)
 
     def close(self) -> None:
         if self._prerender is not None:
@@ -215,7 +223,8 @@ class Exposition:
         openmetrics = accepts_openmetrics(accept)
         gzipped = accepts_gzip(accept_encoding)
         generation = self._generation  # read once: one scrape, one generation
-        self._asked.add((openmetrics, gzipped))
+        with self._asked_lock:
+            self._asked.add((openmetrics, gzipped))
         live = (generate_openmetrics if openmetrics else generate_latest)(self._live_registry)
         headers = {
             "Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_PLAIN_0_0_4,

@@ -118,7 +118,10 @@ class Poller:
             self._carry.forget_queues(gone, set())
         duration = time.perf_counter() - started
         self._metrics.poll_duration.observe(duration)
-        self._on_snapshot(snapshot)
+        try:
+            self._on_snapshot(snapshot)
+        except Exception as exc:  # noqa: BLE001 - the snapshot is in place; a listener's bug must not fail the poll
+            log.error("snapshot_listener_failed", exc_type=type(exc).__name__)
         self._check_wait_unit(stats.waits)
         up = sum(1 for a in results if a.up)
         log.info(
@@ -167,7 +170,11 @@ class Poller:
         if discovery.queues is None or discovery.stale or now - discovery.at >= self._settings.discovery_interval:
             queues = await self._client.list_queues(account_id)
             discovery.queues, discovery.at, discovery.stale = queues, now, False
-            self._carry.forget_queues(account_id, {q.id for q in queues})
+            listed = {q.id for q in queues}
+            self._carry.forget_queues(account_id, listed)
+            # Figures of a queue whose counters were just forgotten must not come back through
+            # reuse (say the status call fails now and the queue is listed again later).
+            discovery.last = {k: v for k, v in discovery.last.items() if k in listed}
             if not queues:
                 log.info("no_queues", account_id=account_id)
         queues = discovery.queues

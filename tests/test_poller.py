@@ -310,3 +310,43 @@ async def test_a_status_with_a_bad_field_is_read_and_counted_at_every_poll():
     await poller.poll()
     assert counted() == 2
     assert {q.queue_id: q for q in poller.snapshot.accounts["acct"].queues}["q-good"] is good_before
+
+
+async def test_a_queue_forgotten_at_rediscovery_starts_its_counters_afresh_when_it_returns():
+    """Listed, then not (its counters are forgotten) while the status call fails, then listed again
+    with the very same answer: its old figures must not be reused without their counter state."""
+    from exporter.kazoo import QueueRef, TransportError
+
+    def status(total: int) -> dict[str, object]:
+        return {"active_recipient_count": 1, "available_recipient_count": 1, "node": "kz1",
+                "stats": {"recipient_count": 2, "active_session_count": 0, "estimated_wait": 0, "average_wait": 5,
+                          "total_sessions": total, "missed_sessions": 0, "abandoned_sessions": 0}}
+
+    class Kazoo:  # stands in for KazooClient: the simulator cannot fail one call on cue
+        listing, fail, total = [QueueRef("X", "X")], False, 5
+
+        async def list_queues(self, account_id: str) -> list[QueueRef]:
+            return list(self.listing)
+
+        async def queue_list_status(self, account_id: str, queue_ids: list[str]) -> dict[str, object]:
+            if self.fail:
+                raise TransportError("GET .../status: ConnectError")
+            return {"X": status(self.total)} if "X" in queue_ids else {}
+
+    kazoo = Kazoo()
+    settings = replace(Settings(), kazoo_url="http://127.0.0.1:1", account_ids=("acct",),
+                       secrets=Secrets(api_key="k" * 64), discovery_interval=1)
+    clock = Clock()
+    poller = Poller(settings, kazoo, selfmetrics.create(process=False), clock=clock)  # type: ignore[arg-type]
+    await poller.poll()
+    kazoo.listing, kazoo.fail = [QueueRef("Y", "Y")], True
+    clock.now += 2
+    await poller.poll()
+    kazoo.listing, kazoo.fail = [QueueRef("X", "X")], False
+    clock.now += 2
+    await poller.poll()
+    kazoo.total = 8
+    clock.now += 2
+    await poller.poll()
+    (queue,) = poller.snapshot.accounts["acct"].queues
+    assert queue.counters["sessions"] == 3

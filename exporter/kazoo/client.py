@@ -8,11 +8,13 @@ logged or put in an exception.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import os
 import ssl
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -66,6 +68,8 @@ class ClientSettings:
     credential_backoff: float = 60.0       # no authentication this long after a rejected credential,
     credential_backoff_max: float = 900.0  # doubling up to this
     ssl_context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
+    # From HTTP(S)_PROXY / NO_PROXY at start: (proxy URL without credentials, its Proxy-Authorization).
+    proxy: tuple[str, str | None] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -96,6 +100,7 @@ class ClientSettings:
             raise ValueError(f"page_size: expected an integer >= 1 or None, got {self.page_size!r}")
         if self.ca_file is not None and self.verify_tls:
             object.__setattr__(self, "ssl_context", _ssl_context(self.ca_file))
+        object.__setattr__(self, "proxy", _environment_proxy(self.base_url))
 
     @property
     def verify(self) -> ssl.SSLContext | bool:
@@ -110,6 +115,25 @@ class ClientSettings:
         # Kazoo's slowness, and the poller bounds a whole poll. Read is per socket read.
         return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
                                      sock_read=self.read_timeout)
+
+
+def _environment_proxy(base_url: str) -> tuple[str, str | None] | None:
+    """The proxy the environment names for Kazoo (HTTPS_PROXY / HTTP_PROXY, unless NO_PROXY
+    covers the host), as curl and httpx read them. Read here, once, rather than with aiohttp's
+    trust_env, which would also send ~/.netrc credentials to Kazoo and look both up per request."""
+    url = urlsplit(base_url)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if not proxy or urllib.request.proxy_bypass(url.hostname or ""):
+        return None
+    parsed = URL(proxy if "://" in proxy else f"http://{proxy}")
+    if parsed.scheme != "http":
+        # aiohttp talks to proxies over plain HTTP only (CONNECT for https targets).
+        raise ValueError(f"{url.scheme}_proxy: only http:// proxies are supported, got {parsed.scheme}://")
+    auth = None
+    if parsed.user:
+        pair = f"{parsed.user}:{parsed.password or ''}".encode()
+        auth = "Basic " + base64.b64encode(pair).decode("ascii")
+    return str(parsed.with_user(None)), auth
 
 
 def _ssl_context(ca_file: str) -> ssl.SSLContext:
@@ -138,7 +162,7 @@ def _transport_problem(exc: BaseException, settings: ClientSettings) -> tuple[st
     if isinstance(exc, (aiohttp.SocketTimeoutError, asyncio.TimeoutError)):
         return f"ReadTimeout (no data for {settings.read_timeout:g} s)", True
     if isinstance(exc, aiohttp.ClientSSLError):
-        name, retry_it = "TLSError", False
+        name, retry_it = "TLSError", True  # a handshake cut short (a load balancer) may pass next time
     elif isinstance(exc, aiohttp.ClientConnectorError):
         name, retry_it = "ConnectError", True
         exc = exc.os_error
@@ -171,8 +195,11 @@ class KazooClient:
         self._settings = settings
         self._on_request = on_request
         self._account_base = "/v2/accounts"
-        self._base = settings.base_url.rstrip("/")
+        # Normalised once (IDNA host, quoted path), so that paths can be appended already encoded.
+        self._base = str(URL(settings.base_url.rstrip("/")))
         self._http: aiohttp.ClientSession | None = None  # made in the running loop, at first use
+        proxy_auth = settings.proxy[1] if settings.proxy else None
+        self._proxy_headers = {"Proxy-Authorization": proxy_auth} if proxy_auth else None
         self._tokens = TokenKeeper(
             settings.credentials, self._authenticate_once, renew_before=settings.renew_before,
             backoff_initial=settings.credential_backoff, backoff_max=settings.credential_backoff_max,
@@ -192,8 +219,8 @@ class KazooClient:
                 headers={"Accept": "application/json", "User-Agent": f"qubicle-exporter/{__version__}"},
                 # Errors are read from the answer's envelope, never from the exception text.
                 raise_for_status=False, auto_decompress=True,
-                # HTTP(S)_PROXY / NO_PROXY, as httpx (the earlier client) and curl honour them.
-                trust_env=True,
+                # The environment's proxy, read once by ClientSettings; not trust_env (see there).
+                proxy=settings.proxy[0] if settings.proxy else None,
             )
         return self._http
 
@@ -241,7 +268,7 @@ class KazooClient:
             attempt += 1
             try:
                 async with self._session().request(method, self._url(path, params), json=body, headers=headers,
-                                                   allow_redirects=False) as response:
+                                                   allow_redirects=False, proxy_headers=self._proxy_headers) as response:
                     content = await response.read()
                     code = response.status
                     retry_after = response.headers.get("Retry-After")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import ssl
 import time
@@ -293,8 +294,10 @@ def test_a_ca_file_that_is_not_pem_is_rejected(tmp_path):
 
 async def test_the_proxy_of_the_environment_is_used_unless_no_proxy_says_otherwise(kazoo, monkeypatch):
     proxy = f"http://127.0.0.1:{closed_port()}"
-    monkeypatch.setenv("HTTP_PROXY", proxy)
-    monkeypatch.setenv("http_proxy", proxy)
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
     client = kazoo.client(retries=0)
     error = await kazoo.fails(client.list_queues(ACCOUNT), TransportError)
     assert str(error).startswith("PUT /v2/api_auth: ConnectError")  # the request went to the dead proxy
@@ -302,3 +305,44 @@ async def test_the_proxy_of_the_environment_is_used_unless_no_proxy_says_otherwi
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     assert len(await kazoo.client().list_queues(ACCOUNT)) == 8
+
+
+def test_an_https_proxy_is_refused_at_start_in_one_line(monkeypatch):
+    for name in ("HTTPS_PROXY", "https_proxy"):
+        monkeypatch.setenv(name, "https://user:hunter2@proxy.example.net:3129")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError) as info:
+        ClientSettings("https://kazoo.example.net:8443", Credentials(api_key=API_KEY))
+    assert str(info.value) == "https_proxy: only http:// proxies are supported, got https://"
+    assert "hunter2" not in str(info.value)
+
+
+def test_proxy_credentials_go_to_the_proxy_only(monkeypatch):
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, "http://squid:hunter2@127.0.0.1:3128")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    settings = ClientSettings("http://kazoo.example.net:8000", Credentials(api_key=API_KEY))
+    assert settings.proxy is not None
+    url, auth = settings.proxy
+    assert url == "http://127.0.0.1:3128"
+    assert auth == "Basic " + base64.b64encode(b"squid:hunter2").decode()  # sent to the proxy, not in its URL
+    assert "hunter2" not in repr(settings) and "c3F1aWQ6aHVudGVyMg" not in repr(settings)
+
+
+async def test_netrc_credentials_are_never_sent_to_kazoo(kazoo, monkeypatch, tmp_path):
+    """aiohttp's trust_env would add ~/.netrc's login as Basic auth to every Kazoo request."""
+    (tmp_path / ".netrc").write_text("default login netrcuser password netrcsecret\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    headers: list[str | None] = []
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        headers.append(request.headers.get("Authorization"))
+        return await kazoo.crossbar.list_queues(request)
+
+    kazoo.crossbar.script["queues"] = [record]
+    assert len(await kazoo.client().list_queues(ACCOUNT)) == 8
+    assert headers == [None]
