@@ -115,14 +115,6 @@ class _Generation:
         self.plain = {om: _Once(lambda om=om: deflated[om].get().plain()) for om in (False, True)}
 
 
-def _quietly(render: Callable[[], object]) -> None:
-    # A failed pre-render is not cached (_Once): the scrape that needs it renders and reports it.
-    try:
-        render()
-    except Exception:  # noqa: BLE001
-        pass
-
-
 def _params(part: str) -> tuple[str, dict[str, str]]:
     media, *params = part.split(";")
     parsed = {}
@@ -188,7 +180,8 @@ class Exposition:
         self._prerender = ThreadPoolExecutor(1, thread_name_prefix="metrics-prerender") if prerender else None
 
     def refresh(self) -> None:
-        # No lock: scrapes already holding the old generation keep serving it; new ones see this.
+        # No lock around the swap: scrapes already holding the old generation keep serving it;
+        # new ones see this. Only the set of scraped formats is swapped under its (short) lock.
         generation = self._generation = _Generation(self._render)
         with self._asked_lock:
             asked, self._asked = self._asked, set()
@@ -199,8 +192,12 @@ class Exposition:
 
     def _prerender_one(self, generation: _Generation, cell: _Once[object]) -> None:
         # Renders slower than polls queue up: one for a generation already replaced is skipped.
-        if self._generation is generation:
-            _quietly(cell.get)
+        if self._generation is not generation:
+            return
+        try:
+            cell.get()
+        except Exception:  # noqa: BLE001 - not cached (_Once): the scrape that needs it renders and reports it
+            pass
 
     def close(self) -> None:
         if self._prerender is not None:

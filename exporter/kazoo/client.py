@@ -166,10 +166,9 @@ def _transport_problem(exc: BaseException, settings: ClientSettings) -> tuple[st
     elif isinstance(exc, aiohttp.ClientConnectorError):
         name, retry_it = "ConnectError", True
         exc = exc.os_error
-    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-                          aiohttp.ClientOSError)):
-        name, retry_it = "ProtocolError" if not isinstance(exc, aiohttp.ClientOSError) else "NetworkError", True
-    elif isinstance(exc, aiohttp.ClientConnectionError):
+    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
+        name, retry_it = "ProtocolError", True
+    elif isinstance(exc, aiohttp.ClientConnectionError):  # ClientOSError among them
         name, retry_it = "NetworkError", True
     else:  # aiohttp.ClientError: a malformed answer, an invalid URL
         name, retry_it = "ProtocolError", False
