@@ -7,7 +7,8 @@ import time
 from collections.abc import Sequence
 from types import MappingProxyType
 
-from exporter.snapshot import GAUGES, AccountSnapshot, QueueFigures, Snapshot
+from exporter.figures import COUNTED, FIGURES
+from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
 
 
 def synthetic_snapshot(queues: int, accounts: int = 1000, now: float | None = None) -> Snapshot:
@@ -18,8 +19,8 @@ def synthetic_snapshot(queues: int, accounts: int = 1000, now: float | None = No
     for i in range(queues):
         account_id = f"{i % accounts:032x}"
         queue_id = f"{i:032x}"[::-1]
-        gauges = {name: float((i * 7 + k) % 40) for k, (name, _) in enumerate(GAUGES)}
-        counters = {"sessions": float(i % 500), "missed_sessions": float(i % 9), "abandoned_sessions": float(i % 13)}
+        gauges = {f.key: float((i * 7 + k) % 40) for k, f in enumerate(FIGURES)}
+        counters = {f.key: float(i % modulus) for f, modulus in zip(COUNTED, (500, 9, 13), strict=True)}
         per_account.setdefault(account_id, []).append(QueueFigures(
             account_id, queue_id, f"Queue {i} \"support\"", f"kazoo@node{i % 3}",
             MappingProxyType(gauges), MappingProxyType(counters)))

@@ -15,7 +15,8 @@ from dataclasses import replace
 from bench.common import median, table
 from bench.procs import cpu_seconds, simulator
 from exporter import selfmetrics
-from exporter.app import client_settings, tune_gc
+from exporter.app import tune_gc
+from exporter.config import client_settings
 from exporter.config import Secrets, Settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller

@@ -1,6 +1,6 @@
 """Benchmark 1: scrape cost of /metrics at 100, 1,000 and 10,000 queues.
 
-Ours: the exposition rendered once per poll (Exposition.refresh) and served from memory by
+Ours: the exposition rendered once per poll (Exposition.update) and served from memory by
 exporter.web. Baseline, measured in the same run on the same samples: prometheus-client's own
 HTTP server with the same Collector registered, which renders at every scrape.
 Target: at 10,000 queues ours is at least 20x faster, and its latency grows no faster than the
@@ -21,6 +21,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from bench.common import median, percentile, synthetic_snapshot, table
 from exporter.collector import SnapshotCollector
 from exporter.exposition import Exposition
+from exporter.render import render
+from exporter.snapshot import Snapshot
 from exporter.web import WebHandlers, WebServer
 
 SIZES = (100, 1_000, 10_000)
@@ -28,9 +30,9 @@ TARGET_RATIO = 20.0
 
 
 @contextmanager
-def our_server(registry: CollectorRegistry) -> Iterator[str]:
-    exposition = Exposition(registry, CollectorRegistry())
-    exposition.refresh()
+def our_server(snapshot: Snapshot) -> Iterator[str]:
+    exposition = Exposition(CollectorRegistry(), lambda s, now, om: render(s, now, max_data_age=3600, openmetrics=om))
+    exposition.update(snapshot)
     loop = asyncio.new_event_loop()
     started = threading.Event()
     holder: dict[str, object] = {}
@@ -87,7 +89,7 @@ def run(scrapes: int = 30) -> list[dict[str, float]]:
         snapshot = synthetic_snapshot(queues)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(lambda s=snapshot: s, max_data_age=3600))
-        with our_server(registry) as url:
+        with our_server(snapshot) as url:
             ours, size = measure(url, scrapes, gzip=False)
         base_scrapes = max(5, scrapes // (queues // 1000 + 1))
         with baseline_server(registry) as url:

@@ -1,4 +1,4 @@
-"""Wires the parts together and runs until SIGTERM: client -> poller -> snapshot -> collector -> web."""
+"""Wires the parts together and runs until SIGTERM: client -> poller -> snapshot -> render -> exposition -> web."""
 
 from __future__ import annotations
 
@@ -8,93 +8,21 @@ import html
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
-from datetime import time as dt_time
-from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from prometheus_client import CollectorRegistry
 
 from exporter import __version__, logs, selfmetrics
-from exporter.collector import SnapshotCollector
-from exporter.config import DemoSettings, Secrets, Settings
+from exporter.config import Settings, client_settings
+from exporter.demo import demo_kazoo
 from exporter.exposition import Exposition
-from exporter.kazoo import ClientSettings, Credentials, KazooClient
+from exporter.kazoo import KazooClient
 from exporter.poller import Poller
+from exporter.render import LabelCache, render
+from exporter.snapshot import Snapshot
 from exporter.web import WebHandlers, WebServer
 
-if TYPE_CHECKING:
-    from exporter.simulator import SimulatorConfig
-
 log = structlog.get_logger("qubicle")
-
-
-def client_settings(settings: Settings) -> ClientSettings:
-    s = settings.secrets
-    credentials = Credentials(
-        token=s.auth_token,
-        api_key=s.api_key,
-        username=settings.username if s.password else None,
-        password=s.password,
-        account_name=settings.account_name if s.password else None,
-    )
-    return ClientSettings(
-        base_url=settings.kazoo_url or "",
-        credentials=credentials,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        retries=settings.retries,
-        verify_tls=not settings.insecure_skip_verify,
-        ca_file=settings.ca_file,
-        status_batch_size=settings.status_batch_size,
-        status_via_post=settings.status_via_post,
-        page_size=settings.page_size,
-        max_connections=max(settings.max_concurrency * 2, 10),
-    )
-
-
-# The demo's call center: its clock starts at 10:00 local time today, a busy morning whatever the hour
-# of the demo (agents are off shift at night); every other queue gives up on callers after 2 or 2.5
-# minutes, about their patience, so missed calls show beside abandoned ones (600 s, Qubicle's default,
-# outlasts nearly every caller).
-DEMO_TIMEZONE = "UTC"
-DEMO_START = dt_time(10, 0)
-DEMO_QUEUE_TIMEOUTS: tuple[int | None, ...] = (None, 120, None, 150)
-
-
-def demo_config(demo: DemoSettings) -> SimulatorConfig:
-    from exporter.simulator import SimulatorConfig
-
-    return SimulatorConfig(accounts=demo.accounts, queues_per_account=demo.queues, seed=demo.seed, speed=demo.speed,
-                           timezone=DEMO_TIMEZONE, start_at_local=DEMO_START, queue_timeouts=DEMO_QUEUE_TIMEOUTS)
-
-
-@contextmanager
-def demo_kazoo(settings: Settings) -> Iterator[Settings]:
-    """Starts the embedded simulator on a free loopback port and points the settings at it."""
-    if not settings.demo.enabled:
-        yield settings
-        return
-    from exporter.simulator import Simulator
-
-    demo = settings.demo
-    simulator = Simulator(demo_config(demo))
-    simulator.start(host="127.0.0.1", port=0)
-    try:
-        log.info("demo_simulator", url=simulator.url, accounts=len(simulator.account_ids), speed=demo.speed,
-                 simulated_start=simulator.now().isoformat(timespec="seconds"))
-        yield replace(
-            settings,
-            kazoo_url=simulator.url,
-            account_ids=tuple(simulator.account_ids),
-            secrets=Secrets(api_key=simulator.api_key),
-            username=None,
-            account_name=None,
-        )
-    finally:
-        simulator.stop()
 
 
 def landing_page(settings: Settings, poller: Poller) -> str:
@@ -123,12 +51,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     client = KazooClient(
         client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
     )
-    snapshot_registry = CollectorRegistry(auto_describe=False)
-    collector = SnapshotCollector(lambda: poller.snapshot, settings.max_data_age)
-    snapshot_registry.register(collector)
-    exposition = Exposition(snapshot_registry, metrics.registry, render_snapshot=collector.render_chunks,
-                            prerender=True)
-    poller = Poller(settings, client, metrics, on_snapshot=lambda _: exposition.refresh())
+    labels = LabelCache()
+
+    def render_snapshot(snapshot: Snapshot, now: float, openmetrics: bool) -> Iterator[bytes]:
+        return render(snapshot, now, max_data_age=settings.max_data_age, openmetrics=openmetrics, labels=labels)
+
+    exposition = Exposition(metrics.registry, render_snapshot, max_data_age=settings.max_data_age, prerender=True)
+    poller = Poller(settings, client, metrics, on_snapshot=exposition.update)
 
     handlers = WebHandlers(
         metrics=exposition.render,

@@ -11,33 +11,37 @@ import sys
 from typing import TextIO
 
 from exporter import logs
-from exporter.app import client_settings, demo_kazoo
-from exporter.config import Settings
+from exporter.accounts import AccountResolver
+from exporter.config import Settings, client_settings
+from exporter.demo import demo_kazoo
+from exporter.figures import FIGURES, WAITS, in_base_units, wait_scale
 from exporter.kazoo import KazooClient, KazooError, parse_queue_status
-from exporter.shard import in_shard
 
-COLUMNS = ("account", "queue", "waiting", "ready", "logged in", "agents", "est. wait", "today", "missed",
-           "abandoned", "node")
+SHOWN = tuple(f for f in FIGURES if f.column)
+COLUMNS = ("account", "queue", *(f.column or "" for f in SHOWN), "node")
 
 
-def _fmt(value: float | None) -> str:
+def _cell(key: str, values: dict[str, float]) -> str:
+    value = values.get(key)
     if value is None:
         return "-"
-    return f"{value:g}"
+    return f"{value:g}s" if key in WAITS else f"{value:g}"
 
 
 async def _check(settings: Settings, out: TextIO) -> int:
     client = KazooClient(client_settings(settings))
     rows: list[tuple[str, ...]] = []
     problems: list[str] = []
+    failures: list[str] = []
+    scale = wait_scale(settings.wait_unit)
     try:
         await client.authenticate()
-        accounts = list(settings.account_ids)
-        if settings.discover_descendants:
-            for parent in settings.account_ids:
-                accounts += [a.id for a in await client.list_descendants(parent) if a.id not in accounts]
-        if settings.shard:
-            accounts = [a for a in accounts if in_shard(a, settings.shard)]
+        resolver = AccountResolver(settings, client,
+                                   on_error=lambda parent, reason, message: failures.append(message))
+        accounts = await resolver.resolve()
+        if failures:
+            print(f"check failed: {failures[0]}", file=sys.stderr)
+            return 1
         for account_id in accounts:
             queues = await client.list_queues(account_id)
             if not queues:
@@ -47,15 +51,11 @@ async def _check(settings: Settings, out: TextIO) -> int:
             for queue in queues:
                 raw = statuses.get(queue.id)
                 if raw is None:
-                    rows.append((account_id, queue.name, *(["-"] * 8), "(no status)"))
+                    rows.append((account_id, queue.name, *(["-"] * len(SHOWN)), "(no status)"))
                     continue
-                s, _ = parse_queue_status(raw)
-                wait = None if s.estimated_wait is None else s.estimated_wait * (
-                    0.001 if settings.wait_unit == "milliseconds" else 1)
-                rows.append((account_id, queue.name, _fmt(s.active_sessions), _fmt(s.available_recipients),
-                             _fmt(s.active_recipients), _fmt(s.recipients),
-                             "-" if wait is None else f"{wait:g}s", _fmt(s.daily_sessions),
-                             _fmt(s.daily_missed_sessions), _fmt(s.daily_abandoned_sessions), s.node or "-"))
+                status, _ = parse_queue_status(raw)
+                values = in_base_units(status.values, scale)
+                rows.append((account_id, queue.name, *(_cell(f.key, values) for f in SHOWN), status.node or "-"))
     except KazooError as exc:
         print(f"check failed: {exc}", file=sys.stderr)
         return 1

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -20,7 +20,7 @@ import yaml
 
 from exporter import __version__
 from exporter.config import (
-    DEFAULT_LISTEN,
+    DERIVED,
     ConfigError,
     DemoSettings,
     Secrets,
@@ -28,6 +28,7 @@ from exporter.config import (
     parse_account_ids,
     parse_shard,
     validate,
+    with_derived_defaults,
 )
 
 PROG = "qubicle-exporter"
@@ -86,28 +87,28 @@ OPTIONS: tuple[Option, ...] = (
     Option("username", str, "Kazoo user name (with --password-file and --account-name)"),
     Option("password-file", str, "file holding the Kazoo user's password", metavar="FILE"),
     Option("account-name", str, "account name for user authentication"),
-    Option("interval", float, "seconds between polls (default 10)", metavar="SECONDS"),
-    Option("discovery-interval", float, "seconds between queue/account discoveries (default 120)", metavar="SECONDS"),
-    Option("max-concurrency", int, "accounts polled at once (default 10)", metavar="N"),
-    Option("max-data-age", float, "drop queue series older than this after failures (default 3 intervals)",
+    Option("interval", float, "seconds between polls", metavar="SECONDS"),
+    Option("discovery-interval", float, "seconds between queue/account discoveries", metavar="SECONDS"),
+    Option("max-concurrency", int, "accounts polled at once", metavar="N"),
+    Option("max-data-age", float, "drop queue series older than this after failures",
            metavar="SECONDS"),
-    Option("poll-timeout", float, "give up on one account's poll after this long (default: the interval)",
+    Option("poll-timeout", float, "give up on one account's poll after this long",
            metavar="SECONDS"),
-    Option("status-batch-size", int, "queue ids per 'queue list status' request (default 100)", metavar="N"),
+    Option("status-batch-size", int, "queue ids per 'queue list status' request", metavar="N"),
     Option("status-via-post", _bool, "send list status as POST ...?verb=GET (for proxies that drop GET bodies)",
            boolean=True),
-    Option("page-size", _optional_int, "page size for Crossbar listings (default: Crossbar's)", metavar="N"),
-    Option("wait-unit", _choice("seconds", "milliseconds"), "unit of Kazoo's wait figures (default seconds)"),
-    Option("connect-timeout", float, "seconds to connect to Kazoo (default 3)", metavar="SECONDS"),
-    Option("read-timeout", float, "seconds to wait for Kazoo's answer (default 10)", metavar="SECONDS"),
-    Option("retries", int, "extra attempts on connection errors, 5xx and 429 (default 2)", metavar="N"),
+    Option("page-size", _optional_int, "page size for Crossbar listings", metavar="N"),
+    Option("wait-unit", _choice("seconds", "milliseconds"), "unit of Kazoo's wait figures"),
+    Option("connect-timeout", float, "seconds to connect to Kazoo", metavar="SECONDS"),
+    Option("read-timeout", float, "seconds to wait for Kazoo's answer", metavar="SECONDS"),
+    Option("retries", int, "extra attempts on connection errors, 5xx and 429", metavar="N"),
     Option("ca-file", str, "CA bundle to verify Kazoo's TLS certificate", metavar="FILE"),
     Option("insecure-skip-verify", _bool, "do NOT verify Kazoo's TLS certificate (logs a warning)", boolean=True),
-    Option("listen", str, f"address to serve on (default {DEFAULT_LISTEN})", aliases=("--web.listen-address",),
+    Option("listen", str, "address to serve on", aliases=("--web.listen-address",),
            metavar="HOST:PORT"),
     Option("web-config-file", str, "exporter-toolkit web config (TLS, basic auth)", aliases=("--web.config.file",),
            metavar="FILE"),
-    Option("metrics-path", str, "path of the metrics (default /metrics)", aliases=("--web.telemetry-path",),
+    Option("metrics-path", str, "path of the metrics", aliases=("--web.telemetry-path",),
            metavar="PATH"),
     Option("log-level", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
            aliases=("--log.level",)),
@@ -115,10 +116,10 @@ OPTIONS: tuple[Option, ...] = (
            "auto (JSON unless a terminal), json, console or logfmt", aliases=("--log.format",)),
     Option("shard", str, "poll only the accounts of shard N of M (e.g. 1/3)", metavar="N/M"),
     Option("demo", _bool, "run against the embedded Qubicle simulator", boolean=True),
-    Option("demo-speed", float, "simulated seconds per real second in --demo (default 10)", metavar="X"),
-    Option("demo-seed", int, "random seed of the --demo simulator (default 1)", metavar="N"),
-    Option("demo-accounts", int, "accounts in the --demo simulator (default 2)", metavar="N"),
-    Option("demo-queues", int, "queues per account in the --demo simulator (default 4)", metavar="N"),
+    Option("demo-speed", float, "simulated seconds per real second in --demo", metavar="X"),
+    Option("demo-seed", int, "random seed of the --demo simulator", metavar="N"),
+    Option("demo-accounts", int, "accounts in the --demo simulator", metavar="N"),
+    Option("demo-queues", int, "queues per account in the --demo simulator", metavar="N"),
 )
 _BY_DEST = {o.dest: o for o in OPTIONS}
 _SECRET_ENV = {"auth_token": "QUBICLE_AUTH_TOKEN", "api_key": "QUBICLE_API_KEY", "password": "QUBICLE_PASSWORD"}
@@ -141,12 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     for option in OPTIONS:
         flags = [f"--{option.name}", *option.aliases]
+        default = default_text(option)
+        help_text = f"{option.help} (default {default})" if default else option.help
         if option.boolean:
-            parser.add_argument(*flags, dest=option.dest, action=argparse.BooleanOptionalAction, help=option.help)
+            parser.add_argument(*flags, dest=option.dest, action=argparse.BooleanOptionalAction, help=help_text)
         elif option.repeatable:
-            parser.add_argument(*flags, dest=option.dest, action="append", help=option.help, metavar=option.metavar)
+            parser.add_argument(*flags, dest=option.dest, action="append", help=help_text, metavar=option.metavar)
         else:
-            parser.add_argument(*flags, dest=option.dest, help=option.help, metavar=option.metavar)
+            parser.add_argument(*flags, dest=option.dest, help=help_text, metavar=option.metavar)
     return parser
 
 
@@ -232,6 +235,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) ->
 
 
 def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
+    """Settings from the merged values: what was given replaces the dataclass defaults."""
     secrets = {}
     for name, env_name in _SECRET_ENV.items():
         file_flag = f"{name.replace('_', '-')}-file"
@@ -239,60 +243,49 @@ def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
             secrets[name] = _read_secret(v[f"{name}_file"], file_flag)
         elif environ.get(env_name):
             secrets[name] = environ[env_name].strip()
-
-    interval = v.get("interval", 10.0)
-    defaults = Settings()
-    demo = DemoSettings(
-        enabled=v.get("demo", False),
-        speed=v.get("demo_speed", DemoSettings.speed),
-        seed=v.get("demo_seed", DemoSettings.seed),
-        accounts=v.get("demo_accounts", DemoSettings.accounts),
-        queues=v.get("demo_queues", DemoSettings.queues),
-    )
-    if demo.enabled and (demo.speed < 0 or demo.accounts < 1 or demo.queues < 1):
-        raise ConfigError("--demo-speed must be >= 0 and --demo-accounts, --demo-queues at least 1")
+    demo = DemoSettings(enabled=v.get("demo", False),
+                        **{name: v[f"demo_{name}"] for name in _DEMO_FIELDS if f"demo_{name}" in v})
+    given = {name: v[name] for name in _PLAIN_FIELDS if name in v}
     settings = replace(
-        defaults,
+        Settings(),
+        **given,
         kazoo_url=(v.get("kazoo_url") or "").rstrip("/") or None,
         account_ids=parse_account_ids(v.get("account_id", [])),
         secrets=Secrets(**secrets),
-        username=v.get("username"),
-        account_name=v.get("account_name"),
-        discover_descendants=v.get("discover_descendants", False),
-        interval=interval,
-        discovery_interval=v.get("discovery_interval", defaults.discovery_interval),
-        max_concurrency=v.get("max_concurrency", defaults.max_concurrency),
-        max_data_age=v.get("max_data_age", 3 * interval),
-        poll_timeout=v.get("poll_timeout", interval),
-        status_batch_size=v.get("status_batch_size", defaults.status_batch_size),
-        status_via_post=v.get("status_via_post", False),
-        page_size=v.get("page_size"),
-        wait_unit=v.get("wait_unit", "seconds"),
-        connect_timeout=v.get("connect_timeout", defaults.connect_timeout),
-        read_timeout=v.get("read_timeout", defaults.read_timeout),
-        retries=v.get("retries", defaults.retries),
-        ca_file=v.get("ca_file"),
-        insecure_skip_verify=v.get("insecure_skip_verify", False),
-        listen=v.get("listen", DEFAULT_LISTEN),
-        web_config_file=v.get("web_config_file"),
-        metrics_path=v.get("metrics_path", "/metrics"),
-        log_level=v.get("log_level", "info"),
-        log_format=v.get("log_format", "auto"),
         shard=parse_shard(v["shard"]) if v.get("shard") else None,
         demo=demo,
     )
-    return validate(settings)
+    return validate(with_derived_defaults(settings, set(given)))
+
+
+# Settings fields set from the option of the same name as given; the others are built above.
+_PLAIN_FIELDS = frozenset(f.name for f in fields(Settings)) - {"kazoo_url", "account_ids", "secrets", "shard", "demo"}
+_DEMO_FIELDS = tuple(f.name for f in fields(DemoSettings) if f.name != "enabled")
+
+
+def default_text(option: Option) -> str | None:
+    """The option's default as its help says it, from the one place defaults are written."""
+    name = option.dest
+    if name in DERIVED:
+        return DERIVED[name][1]
+    if name.startswith("demo_") and name.removeprefix("demo_") in _DEMO_FIELDS:
+        value = getattr(DemoSettings(), name.removeprefix("demo_"))
+    elif name in _PLAIN_FIELDS:
+        value = getattr(Settings(), name)
+    else:
+        return None
+    if name == "page_size" and value is None:
+        return "Crossbar's"
+    if value is None or isinstance(value, bool):
+        return None
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         command, settings = parse_args(argv)
-        if not settings.demo.enabled:
-            from exporter.app import client_settings
-
-            client_settings(settings)  # the client's own checks (CA file, URL) at start, not at first poll
-    except ValueError as exc:  # ConfigError, or the Kazoo client's own checks
+    except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     if command == "check":

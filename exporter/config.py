@@ -1,10 +1,19 @@
-"""Validated settings: every bad value becomes a one-line ConfigError naming the setting."""
+"""Validated settings: every bad value becomes a one-line ConfigError naming the setting.
+
+Defaults are written once, here (the Kazoo client's own from kazoo.ClientSettings); the CLI's help
+texts are derived from them. validate() is the one place that checks what a user gave: the layers
+below may assert their invariants, but a user never reaches them with a bad value.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from exporter.kazoo import ClientSettings, Credentials
 
 DEFAULT_PORT = 10147
 DEFAULT_LISTEN = f"0.0.0.0:{DEFAULT_PORT}"
@@ -64,15 +73,15 @@ class Settings:
     interval: float = 10.0
     discovery_interval: float = 120.0
     max_concurrency: int = 10
-    max_data_age: float = 30.0
-    poll_timeout: float = 10.0
-    status_batch_size: int = 100
-    status_via_post: bool = False
-    page_size: int | None = None
+    max_data_age: float = 30.0  # derived: see DERIVED
+    poll_timeout: float = 7.5  # derived: see DERIVED
+    status_batch_size: int = ClientSettings.status_batch_size
+    status_via_post: bool = ClientSettings.status_via_post
+    page_size: int | None = ClientSettings.page_size
     wait_unit: WaitUnit = "seconds"
-    connect_timeout: float = 3.0
-    read_timeout: float = 10.0
-    retries: int = 2
+    connect_timeout: float = ClientSettings.connect_timeout
+    read_timeout: float = ClientSettings.read_timeout
+    retries: int = ClientSettings.retries
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     listen: str = DEFAULT_LISTEN
@@ -82,6 +91,42 @@ class Settings:
     log_format: LogFormat = "auto"
     shard: Shard | None = None
     demo: DemoSettings = field(default_factory=DemoSettings)
+
+
+# Defaults that follow --interval unless set: (how, as the help text says it).
+# --poll-timeout stays below the interval so that one stuck account ends its poll before the next
+# tick: with a whole interval, every poll would run into the next tick, which APScheduler then
+# skips, and every healthy account would be polled at half the rate.
+DERIVED: dict[str, tuple[float, str]] = {
+    "max_data_age": (3.0, "3 x --interval"),
+    "poll_timeout": (0.75, "3/4 of --interval"),
+}
+
+
+def with_derived_defaults(settings: Settings, given: set[str]) -> Settings:
+    """`settings` with the defaults that follow --interval filled in, except those in `given`."""
+    return replace(settings, **{name: settings.interval * factor for name, (factor, _) in DERIVED.items()
+                                if name not in given})
+
+
+_LISTEN = re.compile(r"(?:\[([0-9A-Fa-f:.%a-z]+)\]|([A-Za-z0-9._-]*)):(\d{1,5})")
+
+
+def parse_listen(listen: str) -> tuple[str | None, int]:
+    """'host:port', '[::1]:port' or ':port' (every interface) -> (host or None, port)."""
+    match = _LISTEN.fullmatch(listen.strip()) if isinstance(listen, str) else None
+    if not match:
+        raise ConfigError(f"--listen: expected host:port, [ipv6]:port or :port, got {listen!r}")
+    host = match.group(1) or match.group(2) or None
+    if match.group(1) is not None:
+        try:
+            ipaddress.IPv6Address(match.group(1))
+        except ValueError:
+            raise ConfigError(f"--listen: {match.group(1)!r} is not an IPv6 address") from None
+    port = int(match.group(3))
+    if port > 65535:
+        raise ConfigError(f"--listen: port {port} is out of range (0-65535)")
+    return host, port
 
 
 def parse_shard(text: str) -> Shard:
@@ -109,10 +154,10 @@ def parse_account_ids(values: list[str]) -> tuple[str, ...]:
 
 
 def validate(settings: Settings) -> Settings:
-    """Checks what only makes sense across settings; raises ConfigError."""
+    """Every check of what a user gave, in one place; raises ConfigError naming the setting."""
 
     def positive(name: str, value: float) -> None:
-        if not value > 0:
+        if not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"--{name}: must be greater than 0, got {value:g}")
 
     positive("interval", settings.interval)
@@ -137,7 +182,11 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(f"--log-level: must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
     if not settings.metrics_path.startswith("/"):
         raise ConfigError(f"--web.telemetry-path: must start with '/', got {settings.metrics_path!r}")
-    if settings.demo.enabled:
+    parse_listen(settings.listen)
+    demo = settings.demo
+    if demo.enabled:
+        if demo.speed < 0 or demo.accounts < 1 or demo.queues < 1:
+            raise ConfigError("--demo-speed must be >= 0 and --demo-accounts, --demo-queues at least 1")
         return settings
     if not settings.kazoo_url:
         raise ConfigError("--kazoo-url: required (or use --demo)")
@@ -162,4 +211,33 @@ def validate(settings: Settings) -> Settings:
             raise ConfigError("--password-file: required with --username")
         if not settings.account_name:
             raise ConfigError("--account-name: required with --username")
+    try:  # what the Kazoo client checks of its own (URL form, secrets' characters, the CA file)
+        client_settings(settings)
+    except ValueError as exc:
+        raise ConfigError(str(exc).replace("ca_file:", "--ca-file:").replace("kazoo base url:", "--kazoo-url:")) from None
     return settings
+
+
+def client_settings(settings: Settings) -> ClientSettings:
+    """The Kazoo client's settings from the exporter's."""
+    s = settings.secrets
+    credentials = Credentials(
+        token=s.auth_token,
+        api_key=s.api_key,
+        username=settings.username if s.password else None,
+        password=s.password,
+        account_name=settings.account_name if s.password else None,
+    )
+    return ClientSettings(
+        base_url=settings.kazoo_url or "",
+        credentials=credentials,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries=settings.retries,
+        verify_tls=not settings.insecure_skip_verify,
+        ca_file=settings.ca_file,
+        status_batch_size=settings.status_batch_size,
+        status_via_post=settings.status_via_post,
+        page_size=settings.page_size,
+        max_connections=max(settings.max_concurrency * 2, 10),
+    )

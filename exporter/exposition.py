@@ -1,18 +1,24 @@
-"""The /metrics body: the snapshot's figures rendered once per poll, the exporter's own metrics per scrape.
+"""The /metrics body: the snapshot's figures rendered once per snapshot, the exporter's own metrics per scrape.
 
 At 10,000 queues the snapshot part is ~160,000 samples (~20 MB); rendering it at every scrape
-would cost far more than the poll itself. So refresh() (called after each poll) only swaps in an
-empty cache generation, the first scrape of each format renders it once (straight into deflate),
-and every other scrape is a memory copy (plain text, kept only once someone asks for it, is
-inflated from the deflated form once per poll). The live part (process metrics, API request counters) is small and rendered per
-scrape so that it stays current between polls.
+would cost far more than the poll itself. So update(snapshot) (called after each poll) only swaps
+in an empty cache generation bound to that snapshot, the first scrape of each format renders it
+once (straight into deflate), and every other scrape is a memory copy (plain text, kept only once
+someone asks for it, is inflated from the deflated form once per generation). The live part
+(process metrics, API request counters) is small and rendered per scrape so that it stays current
+between polls.
 
-Threading: render() may run in many threads at once while refresh() runs on the event loop.
-refresh() never waits for anything (one attribute assignment, atomic under the GIL), so a
+Each generation is the render of one snapshot at one moment, and knows until when that render
+is true: the moment the first account's figures pass --max-data-age. A scrape after it starts a
+new generation of the same snapshot, so stale figures vanish at scrape time even when no poll
+completes (a stuck Kazoo, a stalled poller).
+
+Threading: render() may run in many threads at once while update() runs on the event loop.
+update() never waits for anything (one attribute assignment, atomic under the GIL), so a
 render in progress cannot stall the poller. Each generation holds one compute-once cell per
 format: the first scrape of a format renders while concurrent scrapes of that same format
 wait for its result, and scrapes of already-cached formats are not held up. A render that was
-under way when refresh() came finishes into the old generation, which its scrape then serves.
+under way when update() came finishes into the old generation, which its scrape then serves.
 
 gzip: the snapshot part is deflated once per generation and ended with a sync flush; each scrape
 appends the live part compressed on its own and writes the trailer (CRC-32 continued over both
@@ -23,13 +29,15 @@ the end of the first member and would silently drop the live part.
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from isal import isal_zlib
 from prometheus_client import CollectorRegistry
@@ -37,7 +45,10 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-_EOF = b"# EOF\n"
+from exporter.snapshot import Snapshot, visible_until
+
+# (snapshot, now, openmetrics) -> the snapshot part, in chunks, without OpenMetrics' "# EOF".
+RenderSnapshot = Callable[[Snapshot, float, bool], Iterable[bytes]]
 # ISA-L (Intel's igzip) at level 1 deflates 22 MB in ~30 ms where zlib's fastest level takes
 # ~140 ms, and compresses a little better (bench/RESULTS.md); its output is plain deflate.
 _GZIP_LEVEL = 1
@@ -101,17 +112,21 @@ class _Deflated:
 
 
 class _Generation:
-    """The snapshot part of one poll, per format, rendered (straight into deflate) on first use.
+    """The snapshot part for one snapshot seen at one moment, per format, rendered (straight into
+    deflate) on first use.
 
     The deflated form is what Prometheus and the other agents get (~4 MB at 10,000 queues). The
     plain text (~22 MB) exists only once a scraper asks for it without gzip: it is then inflated
     once for the generation (~60 ms), never rendered a second time.
     """
 
-    def __init__(self, render: Callable[[bool], Iterable[bytes]]) -> None:
+    def __init__(self, render: RenderSnapshot, snapshot: Snapshot, now: float, valid_until: float) -> None:
+        self.snapshot = snapshot
+        self.valid_until = valid_until  # after this, what the render shows is no longer true
         # No reference back to the generation: a cycle would keep each replaced one (and its
         # megabytes) alive until a full garbage collection, which tune_gc() makes rare.
-        deflated = self.deflated = {om: _Once(lambda om=om: _Deflated.of(render(om))) for om in (False, True)}
+        deflated = self.deflated = {om: _Once(lambda om=om: _Deflated.of(render(snapshot, now, om)))
+                                    for om in (False, True)}
         self.plain = {om: _Once(lambda om=om: deflated[om].get().plain()) for om in (False, True)}
 
 
@@ -159,30 +174,33 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 class Exposition:
-    def __init__(self, snapshot_registry: CollectorRegistry, live_registry: CollectorRegistry,
-                 render_snapshot: Callable[[bool], Iterable[bytes]] | None = None, *, prerender: bool = False) -> None:
-        """`render_snapshot(openmetrics)`, if given, renders the snapshot part faster than the
-        registry would (the same bytes, without OpenMetrics' "# EOF"), in chunks.
+    def __init__(self, live_registry: CollectorRegistry, render_snapshot: RenderSnapshot, *,
+                 max_data_age: float = math.inf, clock: Callable[[], float] = time.time,
+                 prerender: bool = False) -> None:
+        """`render_snapshot(snapshot, now, openmetrics)` writes the snapshot part in chunks (without
+        OpenMetrics' "# EOF"); `max_data_age` says when a render of a snapshot stops being true.
 
-        With `prerender`, refresh() also starts rendering, in a background thread, the formats
-        scraped since the previous refresh: the render then runs right after the poll, while the
+        With `prerender`, update() also starts rendering, in a background thread, the formats
+        scraped since the previous update: the render then runs right after the poll, while the
         event loop is idle, instead of at the next scrape, where it would compete with a poll
         under way for the GIL (and make that scrape wait). Formats nobody asks for are never
         rendered. close() stops the thread."""
-        self._snapshot_registry = snapshot_registry
         self._live_registry = live_registry
         self._render_snapshot = render_snapshot
+        self._max_data_age = max_data_age
+        self._clock = clock
         self._generation: _Generation | None = None
+        self._swap_lock = threading.Lock()  # a stale generation is replaced once, not per scrape
         self._count_lock = threading.Lock()
         self.renders = 0  # how many times the snapshot part was rendered (for tests and benchmarks)
-        self._asked: set[tuple[bool, bool]] = set()  # (openmetrics, gzip) scraped since the last refresh
-        self._asked_lock = threading.Lock()  # held for a set add or swap only: refresh() never waits long
+        self._asked: set[tuple[bool, bool]] = set()  # (openmetrics, gzip) scraped since the last update
+        self._asked_lock = threading.Lock()  # held for a set add or swap only: update() never waits long
         self._prerender = ThreadPoolExecutor(1, thread_name_prefix="metrics-prerender") if prerender else None
 
-    def refresh(self) -> None:
+    def update(self, snapshot: Snapshot) -> None:
         # No lock around the swap: scrapes already holding the old generation keep serving it;
         # new ones see this. Only the set of scraped formats is swapped under its (short) lock.
-        generation = self._generation = _Generation(self._render)
+        generation = self._generation = self._new_generation(snapshot)
         with self._asked_lock:
             asked, self._asked = self._asked, set()
         if self._prerender is not None:
@@ -190,7 +208,21 @@ class Exposition:
                 cell = (generation.deflated if gzipped else generation.plain)[openmetrics]
                 self._prerender.submit(self._prerender_one, generation, cell)
 
-    def _prerender_one(self, generation: _Generation, cell: _Once[object]) -> None:
+    def _new_generation(self, snapshot: Snapshot) -> _Generation:
+        now = self._clock()
+        return _Generation(self._counted_render, snapshot, now, visible_until(snapshot, now, self._max_data_age))
+
+    def _current(self) -> _Generation | None:
+        """The generation to serve now: the last one, re-made from its snapshot once it has turned stale."""
+        generation = self._generation
+        if generation is None or self._clock() <= generation.valid_until:
+            return generation
+        with self._swap_lock:
+            if self._generation is generation:  # else another scrape replaced it already
+                self._generation = self._new_generation(generation.snapshot)
+            return self._generation
+
+    def _prerender_one(self, generation: _Generation, cell: _Once[Any]) -> None:
         # Renders slower than polls queue up: one for a generation already replaced is skipped.
         if self._generation is not generation:
             return
@@ -203,14 +235,10 @@ class Exposition:
         if self._prerender is not None:
             self._prerender.shutdown(wait=False, cancel_futures=True)
 
-    def _render(self, openmetrics: bool) -> Iterable[bytes]:
+    def _counted_render(self, snapshot: Snapshot, now: float, openmetrics: bool) -> Iterable[bytes]:
         with self._count_lock:
             self.renders += 1
-        if self._render_snapshot is not None:
-            return self._render_snapshot(openmetrics)
-        if openmetrics:
-            return (generate_openmetrics(self._snapshot_registry).removesuffix(_EOF),)
-        return (generate_latest(self._snapshot_registry),)
+        return self._render_snapshot(snapshot, now, openmetrics)
 
     def render(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
         """The body and headers for one scrape: snapshot part + live part as one exposition.
@@ -219,7 +247,7 @@ class Exposition:
         """
         openmetrics = accepts_openmetrics(accept)
         gzipped = accepts_gzip(accept_encoding)
-        generation = self._generation  # read once: one scrape, one generation
+        generation = self._current()  # read once: one scrape, one generation
         with self._asked_lock:
             self._asked.add((openmetrics, gzipped))
         live = (generate_openmetrics if openmetrics else generate_latest)(self._live_registry)

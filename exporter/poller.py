@@ -14,20 +14,12 @@ from types import MappingProxyType
 
 import structlog
 
+from exporter.accounts import AccountResolver
 from exporter.config import Settings
+from exporter.figures import WAITS, in_base_units, wait_scale
 from exporter.kazoo import KazooClient, KazooError, QueueRef, parse_queue_status
 from exporter.selfmetrics import SelfMetrics
-from exporter.shard import in_shard
-from exporter.snapshot import (
-    COUNTERS,
-    EMPTY,
-    GAUGES,
-    WAIT_FIELDS,
-    AccountSnapshot,
-    CounterCarry,
-    QueueFigures,
-    Snapshot,
-)
+from exporter.snapshot import EMPTY, AccountSnapshot, CounterCarry, QueueFigures, Snapshot
 
 log = structlog.get_logger("qubicle.poller")
 
@@ -72,37 +64,22 @@ class Poller:
         self._clock = clock
         self._carry = CounterCarry()
         self._discovery: dict[str, _Discovery] = {}
-        self._descendants: dict[str, list[str]] = {}
-        self._descendants_at = float("-inf")
+        self._accounts = AccountResolver(settings, client, clock=clock, on_error=self._descendants_failed)
         self._snapshot: Snapshot = EMPTY
-        self._wait_scale = 0.001 if settings.wait_unit == "milliseconds" else 1.0
+        self._wait_scale = wait_scale(settings.wait_unit)
         self._unit_warned = False
 
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    async def accounts(self) -> list[str]:
-        """Configured accounts, plus their descendants if asked, limited to this instance's shard."""
-        settings = self._settings
-        if settings.discover_descendants and self._clock() - self._descendants_at >= settings.discovery_interval:
-            for parent in settings.account_ids:
-                try:
-                    children = await self._client.list_descendants(parent)
-                    self._descendants[parent] = [a.id for a in children]
-                except KazooError as exc:
-                    # Keep the last known list: a failed discovery must not drop accounts.
-                    self._metrics.poll_errors.labels(account_id=parent, reason=exc.reason).inc()
-                    log.warning("descendants_failed", account_id=parent, reason=exc.reason, error=str(exc))
-            self._descendants_at = self._clock()
-        ordered = dict.fromkeys(settings.account_ids)
-        for parent in settings.account_ids:
-            ordered.update(dict.fromkeys(self._descendants.get(parent, [])))
-        return [a for a in ordered if settings.shard is None or in_shard(a, settings.shard)]
+    def _descendants_failed(self, parent: str, reason: str, message: str) -> None:
+        self._metrics.poll_error(parent, reason)
+        log.warning("descendants_failed", account_id=parent, reason=reason, error=message)
 
     async def poll(self) -> Snapshot:
         started = time.perf_counter()
-        accounts = await self.accounts()
+        accounts = await self._accounts.resolve()
         stats = _PollStats()
         limit = asyncio.Semaphore(self._settings.max_concurrency)
 
@@ -114,8 +91,7 @@ class Poller:
         snapshot = Snapshot(taken_at=self._clock(), accounts=MappingProxyType({a.account_id: a for a in results}))
         self._snapshot = snapshot
         for gone in set(self._discovery) - set(snapshot.accounts):
-            del self._discovery[gone]
-            self._carry.forget_queues(gone, set())
+            self._forget(gone)
         duration = time.perf_counter() - started
         self._metrics.poll_duration.observe(duration)
         try:
@@ -136,12 +112,22 @@ class Poller:
         )
         return snapshot
 
+    def _forget(self, account_id: str) -> None:
+        """An account no longer polled: its state and its own series go (they would never move again)."""
+        del self._discovery[account_id]
+        self._carry.forget_account(account_id)
+        self._metrics.forget_account(account_id)
+
     async def _poll_account(self, account_id: str, stats: _PollStats) -> AccountSnapshot:
+        """Discover (when due), fetch and build one account, all under --poll-timeout."""
         previous = self._snapshot.accounts.get(account_id)
+        discovery = self._discovery.setdefault(account_id, _Discovery())
         structlog.contextvars.bind_contextvars(account_id=account_id)
         try:
             async with asyncio.timeout(self._settings.poll_timeout):  # no extra task, unlike wait_for
-                return await self._fetch(account_id, stats)
+                queues = await self._discover(account_id, discovery)
+                statuses = await self._client.queue_list_status(account_id, [q.id for q in queues]) if queues else {}
+            return self._build(account_id, discovery, queues, statuses, stats)
         except (KazooError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, KazooError) else "timeout"
             message = str(exc) if isinstance(exc, KazooError) else f"poll took longer than {self._settings.poll_timeout:g}s"
@@ -151,9 +137,9 @@ class Poller:
         finally:
             structlog.contextvars.unbind_contextvars("account_id")
         stats.errors[reason] += 1
-        self._metrics.poll_errors.labels(account_id=account_id, reason=reason).inc()
+        self._metrics.poll_error(account_id, reason)
         log.warning("account_poll_failed", account_id=account_id, reason=reason, error=message)
-        # Keep the last good figures: the collector hides them once older than --max-data-age.
+        # Keep the last good figures: the render hides them once older than --max-data-age.
         return AccountSnapshot(
             account_id=account_id,
             up=False,
@@ -164,28 +150,28 @@ class Poller:
             error=reason,
         )
 
-    async def _fetch(self, account_id: str, stats: _PollStats) -> AccountSnapshot:
-        discovery = self._discovery.setdefault(account_id, _Discovery())
+    async def _discover(self, account_id: str, discovery: _Discovery) -> list[QueueRef]:
+        """The account's queues: listed again every --discovery-interval, or at once after a queue went missing."""
         now = self._clock()
-        if discovery.queues is None or discovery.stale or now - discovery.at >= self._settings.discovery_interval:
-            queues = await self._client.list_queues(account_id)
-            discovery.queues, discovery.at, discovery.stale = queues, now, False
-            listed = {q.id for q in queues}
-            self._carry.forget_queues(account_id, listed)
-            # Figures of a queue whose counters were just forgotten must not come back through
-            # reuse (say the status call fails now and the queue is listed again later).
-            discovery.last = {k: v for k, v in discovery.last.items() if k in listed}
-            if not queues:
-                log.info("no_queues", account_id=account_id)
-        queues = discovery.queues
-        statuses = await self._client.queue_list_status(account_id, [q.id for q in queues]) if queues else {}
-        fetched_at = self._clock()
+        if discovery.queues is not None and not discovery.stale and now - discovery.at < self._settings.discovery_interval:
+            return discovery.queues
+        queues = await self._client.list_queues(account_id)
+        discovery.queues, discovery.at, discovery.stale = queues, now, False
+        listed = {q.id for q in queues}
+        self._carry.forget_queues(account_id, listed)
+        # Figures of a queue whose counters were just forgotten must not come back through
+        # reuse (say the status call fails now and the queue is listed again later).
+        discovery.last = {k: v for k, v in discovery.last.items() if k in listed}
+        if not queues:
+            log.info("no_queues", account_id=account_id)
+        return queues
 
+    def _build(self, account_id: str, discovery: _Discovery, queues: list[QueueRef], statuses: dict[str, object],
+               stats: _PollStats) -> AccountSnapshot:
+        """The account's figures from Kazoo's answer: queues that answered exactly as before reuse theirs."""
+        fetched_at = self._clock()
         figures: list[QueueFigures] = []
         missing = 0
-        waits = stats.waits
-        scale = self._wait_scale
-        carry = self._carry
         previous, last = discovery.last, {}
         for queue in queues:
             raw = statuses.get(queue.id)
@@ -196,44 +182,19 @@ class Poller:
             if seen is not None and seen[0] == raw and seen[1].queue_name == queue.name:
                 last[queue.id] = seen
                 figures.append(seen[1])
-                waits.extend(seen[2])
+                stats.waits.extend(seen[2])
                 continue
-            status, bad_fields = parse_queue_status(raw)
-            if bad_fields:
-                for name in bad_fields:
-                    self._metrics.invalid_fields.labels(account_id=account_id, field=name).inc()
-                stats.invalid += len(bad_fields)
-                log.debug("invalid_fields", account_id=account_id, queue_id=queue.id, fields=bad_fields)
-            gauges: dict[str, float] = {}
-            raw_waits: list[float] = []
-            for metric, attribute in GAUGES:
-                value = getattr(status, attribute)
-                if value is None:
-                    continue
-                if attribute in WAIT_FIELDS:
-                    raw_waits.append(value)
-                    value *= scale
-                gauges[metric] = value
-            waits.extend(raw_waits)
-            daily = {figure: value for _, figure in COUNTERS if (value := getattr(status, figure)) is not None}
-            counters = carry.update(account_id, queue.id, status.node, daily)
-            queue_figures = QueueFigures(
-                account_id=account_id,
-                queue_id=queue.id,
-                queue_name=queue.name,
-                node=status.node,
-                gauges=MappingProxyType(gauges),
-                counters=MappingProxyType(counters),
-            )
+            queue_figures, raw_waits, valid = self._queue_figures(account_id, queue, raw, stats)
             figures.append(queue_figures)
-            if not bad_fields:  # a bad field is counted at every poll: never skip its parse
-                last[queue.id] = (raw, queue_figures, tuple(raw_waits))
+            stats.waits.extend(raw_waits)
+            if valid:  # a bad field is counted at every poll: never skip its parse
+                last[queue.id] = (raw, queue_figures, raw_waits)
         discovery.last = last  # only the queues of this answer
         if missing:
             # Most likely deleted between discovery and status: look again next poll.
             discovery.stale = True
             stats.missing += missing
-            self._metrics.missing_queues.labels(account_id=account_id).inc(missing)
+            self._metrics.missing(account_id, missing)
         stats.queues += len(figures)
         return AccountSnapshot(
             account_id=account_id,
@@ -243,6 +204,26 @@ class Poller:
             last_success=fetched_at,
             queue_count=len(queues),
         )
+
+    def _queue_figures(self, account_id: str, queue: QueueRef, raw: object,
+                       stats: _PollStats) -> tuple[QueueFigures, tuple[float, ...], bool]:
+        """One queue's figures (in base units, counters carried), its raw waits, and whether every field was valid."""
+        status, bad_fields = parse_queue_status(raw)
+        for name in bad_fields:
+            self._metrics.invalid_field(account_id, name)
+        if bad_fields:
+            stats.invalid += len(bad_fields)
+            log.debug("invalid_fields", account_id=account_id, queue_id=queue.id, fields=bad_fields)
+        raw_waits = tuple(v for k, v in status.values.items() if k in WAITS)
+        figures = QueueFigures(
+            account_id=account_id,
+            queue_id=queue.id,
+            queue_name=queue.name,
+            node=status.node,
+            values=MappingProxyType(in_base_units(status.values, self._wait_scale)),
+            counters=MappingProxyType(self._carry.update(account_id, queue.id, status.node, status.values)),
+        )
+        return figures, raw_waits, not bad_fields
 
     def _check_wait_unit(self, waits: list[float]) -> None:
         if self._unit_warned or not waits:

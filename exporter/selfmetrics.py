@@ -1,8 +1,8 @@
-"""The exporter's own instrumentation. Kazoo's figures never go through here (see collector.py)."""
+"""The exporter's own instrumentation. Kazoo's figures never go through here (see render.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import (
     GC_COLLECTOR,
@@ -30,6 +30,30 @@ class SelfMetrics:
     poll_duration: Histogram
     missing_queues: Counter
     invalid_fields: Counter
+    # account id -> (counter, label values) of its series, so that they go when the account does.
+    _account_series: dict[str, set[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
+
+    def _account(self, name: str, counter: Counter, account_id: str, *rest: str) -> Counter:
+        self._account_series.setdefault(account_id, set()).add((name, (account_id, *rest)))
+        return counter.labels(account_id, *rest)
+
+    def poll_error(self, account_id: str, reason: str) -> None:
+        self._account("poll_errors", self.poll_errors, account_id, reason).inc()
+
+    def missing(self, account_id: str, count: int) -> None:
+        self._account("missing_queues", self.missing_queues, account_id).inc(count)
+
+    def invalid_field(self, account_id: str, field_name: str) -> None:
+        self._account("invalid_fields", self.invalid_fields, account_id, field_name).inc()
+
+    def forget_account(self, account_id: str) -> None:
+        """Removes the series of an account no longer polled (descendant removed, shard changed)."""
+        for name, labels in self._account_series.pop(account_id, ()):
+            counter: Counter = getattr(self, name)
+            try:
+                counter.remove(*labels)
+            except KeyError:  # already removed (e.g. the counter was cleared)
+                pass
 
     def on_request(self, endpoint: str, code: str) -> None:
         self.api_requests.labels(endpoint=endpoint, code=code).inc()

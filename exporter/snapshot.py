@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-# Gauge name suffix (after "qubicle_queue_") -> QueueStatus attribute.
-GAUGES: tuple[tuple[str, str], ...] = (
-    ("recipients", "recipients"),
-    ("active_recipients", "active_recipients"),
-    ("available_recipients", "available_recipients"),
-    ("active_sessions", "active_sessions"),
-    ("estimated_wait_seconds", "estimated_wait"),
-    ("average_wait_seconds", "average_wait"),
-    ("longest_wait_seconds", "longest_wait"),
-    ("daily_sessions", "daily_sessions"),
-    ("daily_missed_sessions", "daily_missed_sessions"),
-    ("daily_abandoned_sessions", "daily_abandoned_sessions"),
-)
-WAIT_FIELDS = ("estimated_wait", "average_wait", "longest_wait")
-# Counter name (after "qubicle_queue_", without "_total") -> the daily figure it accumulates.
-COUNTERS: tuple[tuple[str, str], ...] = (
-    ("sessions", "daily_sessions"),
-    ("missed_sessions", "daily_missed_sessions"),
-    ("abandoned_sessions", "daily_abandoned_sessions"),
-)
+from exporter.figures import COUNTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +16,8 @@ class QueueFigures:
     queue_id: str
     queue_name: str
     node: str | None
-    gauges: Mapping[str, float]  # only the figures Kazoo sent this poll
-    counters: Mapping[str, float]  # exporter-kept totals, present once the queue was seen
+    values: Mapping[str, float]  # figure key -> value in base units; only the figures Kazoo sent this poll
+    counters: Mapping[str, float]  # figure key -> exporter-kept total, present once the figure was seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +44,24 @@ class Snapshot:
 EMPTY = Snapshot(taken_at=0.0)
 
 
+def is_fresh(account: AccountSnapshot, now: float, max_data_age: float) -> bool:
+    """The --max-data-age rule: figures at most this old are shown, older ones never (not even frozen)."""
+    return account.data_time is not None and now - account.data_time <= max_data_age
+
+
+def visible(snapshot: Snapshot, now: float, max_data_age: float) -> Iterator[tuple[AccountSnapshot, tuple[QueueFigures, ...]]]:
+    """Accounts in id order, each with the queues whose figures may be shown at `now`."""
+    for _, account in sorted(snapshot.accounts.items()):
+        yield account, account.queues if is_fresh(account, now, max_data_age) else ()
+
+
+def visible_until(snapshot: Snapshot, now: float, max_data_age: float) -> float:
+    """The first moment after `now` at which what visible() shows changes without a new snapshot."""
+    ends = [a.data_time + max_data_age for a in snapshot.accounts.values()
+            if a.queues and a.data_time is not None and is_fresh(a, now, max_data_age)]
+    return min(ends, default=math.inf)
+
+
 @dataclass(slots=True)
 class _Carry:
     node: str | None
@@ -84,17 +84,18 @@ class CounterCarry:
         self._state: dict[str, dict[tuple[str, str], _Carry]] = {}
 
     def update(self, account_id: str, queue_id: str, node: str | None, daily: Mapping[str, float]) -> dict[str, float]:
+        """Totals by figure key for the counted figures among `daily` (a queue's figures this poll)."""
         totals: dict[str, float] = {}
         account = self._state.get(account_id)
         if account is None:
             account = self._state[account_id] = {}
-        for counter, figure in COUNTERS:
-            key = (queue_id, counter)
+        for figure in COUNTED:
+            key = (queue_id, figure.key)
             state = account.get(key)
-            value = daily.get(figure)
+            value = daily.get(figure.key)
             if value is None:
                 if state is not None:
-                    totals[counter] = state.total
+                    totals[figure.key] = state.total
                 continue
             if state is None:
                 account[key] = state = _Carry(node=node, last=value)
@@ -104,8 +105,11 @@ class CounterCarry:
                 state.last = value
                 if node is not None:
                     state.node = node
-            totals[counter] = state.total
+            totals[figure.key] = state.total
         return totals
+
+    def forget_account(self, account_id: str) -> None:
+        self._state.pop(account_id, None)
 
     def forget_queues(self, account_id: str, keep: set[str]) -> None:
         """Drops the state of queues that no longer exist in Kazoo."""

@@ -29,10 +29,10 @@ from typing import Any
 
 from aiohttp import web
 
+from exporter.config import parse_listen
 from exporter.webconfig import BasicAuth, RateLimiter, WebConfig, load_web_config
 
 _RENDER_THREADS = 4  # concurrent first scrapes of one format wait on one render anyway
-_LISTEN = re.compile(r"(?:\[([0-9A-Fa-f:.%a-z]+)\]|([A-Za-z0-9._-]*)):(\d{1,5})")
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -42,23 +42,6 @@ class WebHandlers:
     landing: Callable[[], str]  # HTML body of "/"
     healthy: Callable[[], bool]
     ready: Callable[[], bool]  # at least one successful poll
-
-
-def parse_listen(listen: str) -> tuple[str | None, int]:
-    """'host:port', '[::1]:port' or ':port' (every interface) -> (host or None, port)."""
-    match = _LISTEN.fullmatch(listen.strip()) if isinstance(listen, str) else None
-    if not match:
-        raise ValueError(f"--listen: expected host:port, [ipv6]:port or :port, got {listen!r}")
-    host = match.group(1) or match.group(2) or None
-    if match.group(1) is not None:
-        try:
-            ipaddress.IPv6Address(match.group(1))
-        except ValueError:
-            raise ValueError(f"--listen: {match.group(1)!r} is not an IPv6 address") from None
-    port = int(match.group(3))
-    if port > 65535:
-        raise ValueError(f"--listen: port {port} is out of range (0-65535)")
-    return host, port
 
 
 def _san_matches(peercert: Mapping[str, Any] | None, allowed: Sequence[str]) -> bool:

@@ -31,7 +31,9 @@ def test_flags_make_settings_with_defaults(key_file):
     assert s.kazoo_url == "http://kazoo.test:8000"
     assert s.account_ids == (ACC1,)
     assert s.secrets.api_key == KEY
-    assert (s.interval, s.max_data_age, s.poll_timeout, s.status_batch_size) == (10.0, 30.0, 10.0, 100)
+    # --poll-timeout defaults below the interval (3/4): one stuck account must not make every poll
+    # run into the next tick, which would be skipped, halving every healthy account's rate.
+    assert (s.interval, s.max_data_age, s.poll_timeout, s.status_batch_size) == (10.0, 30.0, 7.5, 100)
     assert s.listen == "0.0.0.0:10147"
 
 

@@ -6,13 +6,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collector import SnapshotCollector
+from exporter.render import render
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
 
 A = "a" * 32
 
 
 def queue(qid: str, name: str, **gauges: float) -> QueueFigures:
-    return QueueFigures(A, qid, name, "kz1@node", MappingProxyType(gauges), MappingProxyType({"sessions": 3.0}))
+    return QueueFigures(A, qid, name, "kz1@node", MappingProxyType(gauges), MappingProxyType({"daily_sessions": 3.0}))
 
 
 def snapshot(*queues: QueueFigures, up: bool = True, data_time: float = 1000.0) -> Snapshot:
@@ -34,7 +35,7 @@ def labels(qid: str, name: str) -> frozenset:
 
 
 def test_queue_figures_and_counters_are_exported():
-    got = samples([snapshot(queue("q1", "Sales", active_sessions=2, estimated_wait_seconds=45))])
+    got = samples([snapshot(queue("q1", "Sales", active_sessions=2, estimated_wait=45))])
     assert got[("qubicle_queue_active_sessions", labels("q1", "Sales"))] == 2
     assert got[("qubicle_queue_estimated_wait_seconds", labels("q1", "Sales"))] == 45
     assert got[("qubicle_queue_sessions_total", labels("q1", "Sales"))] == 3
@@ -72,11 +73,11 @@ def test_failed_account_keeps_figures_until_max_data_age_then_drops_them():
 def test_fast_render_is_byte_for_byte_prometheus_clients_output():
     from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-    odd = [queue(f"q{i}", name, active_sessions=i, estimated_wait_seconds=1e21 if i else 0.5)
+    odd = [queue(f"q{i}", name, active_sessions=i, estimated_wait=1e21 if i else 0.5)
            for i, name in enumerate(['say "hi"', "back\\slash", "new\nline", "Ünïcødé 客服 ☎", ""])]
     # Values whose text the renderer remembers per render: equal keys with different texts
     # (0.0 / -0.0), values never equal to themselves (NaN), Go's exponent rules, repeats.
-    odd += [queue(f"v{i}", f"values {i}", active_sessions=a, average_wait_seconds=b, recipients=3.0)
+    odd += [queue(f"v{i}", f"values {i}", active_sessions=a, average_wait=b, recipients=3.0)
             for i, (a, b) in enumerate([(0.0, -0.0), (-0.0, 0.0), (float("nan"), float("inf")), (1234567.0, 1e-7),
                                         (12345678.0, 0.1 + 0.2), (3.0, 3)])]
     stale = AccountSnapshot("b" * 32, up=False, queues=tuple(odd), data_time=1.0, last_success=1.0, queue_count=5)
@@ -87,5 +88,6 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
     collector = SnapshotCollector(lambda: current, max_data_age=30.0, clock=lambda: 1005.0)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    assert collector.render() == generate_latest(registry)
-    assert collector.render(openmetrics=True) + b"# EOF\n" == generate_openmetrics(registry)
+    assert b"".join(render(current, 1005.0, max_data_age=30.0)) == generate_latest(registry)
+    assert b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n" == \
+        generate_openmetrics(registry)

@@ -88,7 +88,7 @@ def fake_wall_clock(monkeypatch, when: datetime) -> None:
 @pytest.mark.parametrize("wall", WALL_CLOCKS, ids=lambda w: w.strftime("%H:%M"))
 def test_demo_starts_at_ten_local_time_today_whatever_the_hour(monkeypatch, wall):
     import exporter.simulator
-    from exporter.app import DEMO_TIMEZONE, demo_kazoo
+    from exporter.demo import DEMO_TIMEZONE, demo_kazoo
 
     fake_wall_clock(monkeypatch, wall)
     started: list = []
@@ -126,7 +126,7 @@ def test_start_at_local_takes_today_in_the_simulators_time_zone(monkeypatch):
 
 
 def test_demo_queues_miss_callers_as_well_as_lose_them(monkeypatch):
-    from exporter.app import demo_config
+    from exporter.demo import demo_config
 
     fake_wall_clock(monkeypatch, WALL_CLOCKS[0])
     sim = Simulator(replace(demo_config(DemoSettings(enabled=True)), speed=0))

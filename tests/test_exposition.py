@@ -18,6 +18,8 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from exporter.exposition import Exposition, accepts_gzip, accepts_openmetrics
+from exporter.snapshot import EMPTY
+from helpers_exposition import registry_renderer
 
 ODD = ['say "hi"', "back\\slash", "new\nline", "Ünïcødé 客服 ☎", "trailing\\", "{braces}=,"]
 # What Prometheus 2.42 sends on every scrape.
@@ -67,7 +69,7 @@ def live() -> tuple[CollectorRegistry, Counter]:
 def expo(collector: CountingCollector, live: tuple[CollectorRegistry, Counter]) -> Exposition:
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(collector)
-    return Exposition(snapshot, live[0])
+    return Exposition(live[0], registry_renderer(snapshot))
 
 
 def text_families(body: bytes) -> dict[str, list]:  # type: ignore[type-arg]
@@ -114,7 +116,7 @@ def test_gzip_negotiation(accept_encoding, gzipped):
 @pytest.mark.parametrize(("accept", "content_type"), [(None, TEXT), (PROMETHEUS_ACCEPT, OPENMETRICS)])
 @pytest.mark.parametrize("encoding", [None, "gzip"])
 def test_headers(expo, accept, content_type, encoding):
-    expo.refresh()
+    expo.update(EMPTY)
     body, headers = expo.render(accept, encoding)
     assert headers["Content-Type"] == content_type
     assert headers["Vary"] == "Accept, Accept-Encoding"
@@ -127,7 +129,7 @@ def test_headers(expo, accept, content_type, encoding):
 # ---- one valid exposition ---------------------------------------------------------------------
 
 def test_openmetrics_has_one_eof_at_the_end(expo):
-    expo.refresh()
+    expo.update(EMPTY)
     body, _ = expo.render(PROMETHEUS_ACCEPT, None)
     assert body.count(b"# EOF") == 1 and body.endswith(b"# EOF\n")
     families = om_families(body)  # the parser rejects anything after "# EOF" and a missing one
@@ -146,7 +148,7 @@ def test_before_the_first_poll_only_the_live_part_is_served(expo, collector):
 
 
 def test_without_a_custom_renderer_the_text_part_is_prometheus_clients(expo, collector, live):
-    expo.refresh()
+    expo.update(EMPTY)
     body, _ = expo.render(None, None)
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(CountingCollector(collector.names))
@@ -162,8 +164,8 @@ def test_a_custom_renderer_replaces_the_registry_walk(collector, live):
 
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(collector)
-    expo = Exposition(snapshot, live[0], render_snapshot=render)
-    expo.refresh()
+    expo = Exposition(live[0], lambda snap, now, om: render(om))
+    expo.update(EMPTY)
     om, _ = expo.render(PROMETHEUS_ACCEPT, None)
     text, _ = expo.render(None, None)
     assert calls == [True, False] and collector.collects == 0
@@ -174,8 +176,8 @@ def test_a_custom_renderer_replaces_the_registry_walk(collector, live):
 
 def test_rendered_once_per_poll_and_format_whatever_the_scrapes(expo, collector, live):
     _, requests = live
-    expo.refresh()
-    assert collector.collects == 0  # refresh() itself renders nothing
+    expo.update(EMPTY)
+    assert collector.collects == 0  # update() itself renders nothing
     for _ in range(25):
         body, _ = expo.render(None, None)
         expo.render(None, "gzip")
@@ -189,11 +191,11 @@ def test_rendered_once_per_poll_and_format_whatever_the_scrapes(expo, collector,
 
 
 def test_refresh_swaps_the_content(expo, collector):
-    expo.refresh()
+    expo.update(EMPTY)
     before, _ = expo.render(None, None)
     collector.names = ["only one"]
     assert expo.render(None, None)[0] == before  # no refresh: still the cached poll
-    expo.refresh()
+    expo.update(EMPTY)
     for encoding in (None, "gzip"):
         body, _ = expo.render(None, encoding)
         plain = gzip.decompress(body) if encoding else body
@@ -202,7 +204,7 @@ def test_refresh_swaps_the_content(expo, collector):
 
 
 def test_concurrent_first_scrapes_render_once(expo, collector):
-    expo.refresh()
+    expo.update(EMPTY)
     collector.release.clear()
     results: list[bytes] = []
     calling = [threading.Event() for _ in range(8)]
@@ -227,7 +229,7 @@ def test_concurrent_first_scrapes_render_once(expo, collector):
 
 def test_refresh_does_not_wait_for_a_render_in_progress(expo, collector):
     """The poller calls refresh() on the event loop: it must never block behind a 20 MB render."""
-    expo.refresh()
+    expo.update(EMPTY)
     collector.release.clear()
     slow: list[bytes] = []
     render = threading.Thread(target=lambda: slow.append(expo.render(None, None)[0]))
@@ -235,7 +237,7 @@ def test_refresh_does_not_wait_for_a_render_in_progress(expo, collector):
     try:
         assert collector.entered.wait(10)
         collector.names = ["after the poll"]
-        refresher = threading.Thread(target=expo.refresh)
+        refresher = threading.Thread(target=lambda: expo.update(EMPTY))
         refresher.start()
         refresher.join(10)  # a guard against hanging the suite, not a timing assertion
         assert not refresher.is_alive(), "refresh() blocked behind a render"
@@ -257,8 +259,8 @@ def test_a_failed_render_is_retried_by_the_next_scrape(live):
             raise RuntimeError("snapshot changed shape")
         return [b"# HELP qubicle_up Up.\n# TYPE qubicle_up gauge\nqubicle_up 1.0\n"]
 
-    expo = Exposition(CollectorRegistry(), live[0], render_snapshot=render)
-    expo.refresh()
+    expo = Exposition(live[0], lambda snap, now, om: render(om))
+    expo.update(EMPTY)
     with pytest.raises(RuntimeError):
         expo.render(None, None)
     assert text_families(expo.render(None, None)[0])["qubicle_up"][0].value == 1
@@ -269,7 +271,7 @@ def test_a_failed_render_is_retried_by_the_next_scrape(live):
 def _prerendering(collector: CountingCollector, live: tuple[CollectorRegistry, Counter]) -> Exposition:
     snapshot = CollectorRegistry(auto_describe=False)
     snapshot.register(collector)
-    return Exposition(snapshot, live[0], prerender=True)
+    return Exposition(live[0], registry_renderer(snapshot), prerender=True)
 
 
 def _wait_for(condition, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -284,19 +286,19 @@ def _wait_for(condition, what: str) -> None:  # type: ignore[no-untyped-def]
 def test_refresh_prerenders_only_the_formats_scraped_since_the_last_poll(collector, live):
     expo = _prerendering(collector, live)
     try:
-        expo.refresh()
+        expo.update(EMPTY)
         assert collector.collects == 0  # nobody has scraped yet: nothing is rendered ahead
         expo.render(PROMETHEUS_ACCEPT, "gzip")  # Prometheus: OpenMetrics only
         assert collector.collects == 1
         collector.names = ["after the poll"]
-        expo.refresh()
+        expo.update(EMPTY)
         _wait_for(lambda: collector.collects == 2, "the pre-render")
         body, _ = expo.render(PROMETHEUS_ACCEPT, None)
         assert collector.collects == 2  # the scrape was served from the pre-render
         assert queue_names(om_families(body)["qubicle_queue_active_sessions"]) == ["after the poll"]
-        expo.refresh()  # one format was asked in that generation: one pre-render, no text render
+        expo.update(EMPTY)  # one format was asked in that generation: one pre-render, no text render
         _wait_for(lambda: collector.collects == 3, "the second pre-render")
-        expo.refresh()  # no scrape in between: nothing to pre-render
+        expo.update(EMPTY)  # no scrape in between: nothing to pre-render
         threading.Event().wait(0.2)
         assert collector.collects == 3
     finally:
@@ -312,11 +314,11 @@ def test_a_failed_prerender_leaves_the_scrape_to_render_and_report_it(live):
             raise RuntimeError("snapshot changed shape")
         return [b"# HELP qubicle_up Up.\n# TYPE qubicle_up gauge\nqubicle_up 1.0\n"]
 
-    expo = Exposition(CollectorRegistry(), live[0], render_snapshot=render, prerender=True)
+    expo = Exposition(live[0], lambda snap, now, om: render(om), prerender=True)
     try:
-        expo.refresh()
+        expo.update(EMPTY)
         expo.render(None, None)
-        expo.refresh()
+        expo.update(EMPTY)
         _wait_for(lambda: len(attempts) == 2, "the failing pre-render")
         assert text_families(expo.render(None, None)[0])["qubicle_up"][0].value == 1
         assert len(attempts) == 3  # rendered again by the scrape, not served from a failure
@@ -330,15 +332,15 @@ def test_a_replaced_generation_is_freed_at_once_not_by_the_cyclic_collector(live
     import gc
     import weakref
 
-    expo = Exposition(CollectorRegistry(), live[0], render_snapshot=lambda om: [b"qubicle_up 1.0\n"])
-    expo.refresh()
+    expo = Exposition(live[0], lambda snap, now, om: [b"qubicle_up 1.0\n"])
+    expo.update(EMPTY)
     for accept, encoding in ((None, None), (None, "gzip"), (PROMETHEUS_ACCEPT, None), (PROMETHEUS_ACCEPT, "gzip")):
         expo.render(accept, encoding)
     replaced = weakref.ref(expo._generation)
     enabled = gc.isenabled()
     gc.disable()
     try:
-        expo.refresh()
+        expo.update(EMPTY)
         assert replaced() is None
     finally:
         if enabled:
@@ -350,7 +352,7 @@ def test_a_replaced_generation_is_freed_at_once_not_by_the_cyclic_collector(live
 @pytest.mark.parametrize("accept", [None, PROMETHEUS_ACCEPT])
 def test_gzip_is_one_member_holding_both_parts(expo, collector, live, accept):
     _, requests = live
-    expo.refresh()
+    expo.update(EMPTY)
     first, _ = expo.render(accept, "gzip")
     requests.inc()  # the live part changes between two scrapes; the cached deflate must not be re-rendered
     plain_now, _ = expo.render(accept, None)
@@ -365,7 +367,7 @@ def test_gzip_is_one_member_holding_both_parts(expo, collector, live, accept):
 # ---- odd label values -------------------------------------------------------------------------
 
 def test_odd_label_values_pass_promtool_and_both_parsers(expo, tmp_path):
-    expo.refresh()
+    expo.update(EMPTY)
     text, _ = expo.render(None, None)
     assert queue_names(text_families(text)["qubicle_queue_active_sessions"]) == ODD
     om, _ = expo.render(PROMETHEUS_ACCEPT, None)
@@ -386,8 +388,8 @@ def test_promtool_does_reject_a_broken_exposition():
 def test_any_label_value_round_trips(names):
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CountingCollector(names))
-    expo = Exposition(registry, CollectorRegistry())
-    expo.refresh()
+    expo = Exposition(CollectorRegistry(), registry_renderer(registry))
+    expo.update(EMPTY)
     text, _ = expo.render(None, None)
     om, _ = expo.render(PROMETHEUS_ACCEPT, "gzip")
     assert queue_names(text_families(text)["qubicle_queue_active_sessions"]) == names

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import selfmetrics
-from exporter.app import client_settings
+from exporter.config import client_settings
 from exporter.collector import SnapshotCollector
 from exporter.config import Secrets, Settings
 from exporter.kazoo import KazooClient
@@ -275,8 +275,8 @@ async def test_unchanged_statuses_reuse_their_figures_and_changed_ones_are_read_
     await h.poller.poll()
     third = {q.queue_id: q for a in h.poller.snapshot.accounts.values() for q in a.queues}
     assert third[queue_id] is not first[queue_id]
-    assert third[queue_id].counters["abandoned_sessions"] == first[queue_id].counters["abandoned_sessions"] + 3
-    assert third[queue_id].gauges["daily_abandoned_sessions"] == h.sim.status(account, queue_id)["stats"]["abandoned_sessions"]
+    assert third[queue_id].counters["daily_abandoned_sessions"] == first[queue_id].counters["daily_abandoned_sessions"] + 3
+    assert third[queue_id].values["daily_abandoned_sessions"] == h.sim.status(account, queue_id)["stats"]["abandoned_sessions"]
     assert all(third[q] is first[q] for q in first if q != queue_id)
     assert h.value("qubicle_queue_abandoned_sessions_total", account, queue_id) == 3
 
@@ -349,4 +349,4 @@ async def test_a_queue_forgotten_at_rediscovery_starts_its_counters_afresh_when_
     clock.now += 2
     await poller.poll()
     (queue,) = poller.snapshot.accounts["acct"].queues
-    assert queue.counters["sessions"] == 3
+    assert queue.counters["daily_sessions"] == 3

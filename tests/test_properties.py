@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import selfmetrics
-from exporter.app import client_settings
+from exporter.config import client_settings
 from exporter.collector import SnapshotCollector
 from exporter.config import Secrets, Settings
 from exporter.kazoo import KazooClient

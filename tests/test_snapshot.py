@@ -6,7 +6,7 @@ A, Q = "a" * 32, "q1"
 
 
 def feed(carry: CounterCarry, *figures: tuple[str | None, float]) -> list[float]:
-    return [carry.update(A, Q, node, {"daily_missed_sessions": v})["missed_sessions"] for node, v in figures]
+    return [carry.update(A, Q, node, {"daily_missed_sessions": v})["daily_missed_sessions"] for node, v in figures]
 
 
 def test_counter_starts_at_zero_on_first_figure_and_counts_increases():
@@ -42,8 +42,8 @@ def test_missing_figure_keeps_the_total_and_does_not_reset():
     carry = CounterCarry()
     carry.update(A, Q, "n1", {"daily_sessions": 10})
     carry.update(A, Q, "n1", {"daily_sessions": 12})
-    assert carry.update(A, Q, "n1", {}) == {"sessions": 2}
-    assert carry.update(A, Q, "n1", {"daily_sessions": 15}) == {"sessions": 5}
+    assert carry.update(A, Q, "n1", {}) == {"daily_sessions": 2}
+    assert carry.update(A, Q, "n1", {"daily_sessions": 15}) == {"daily_sessions": 5}
 
 
 def test_unknown_node_does_not_count_as_a_move():
@@ -54,8 +54,8 @@ def test_counters_are_per_queue_and_forgotten_queues_start_again():
     carry = CounterCarry()
     carry.update(A, "q1", "n", {"daily_sessions": 5})
     carry.update(A, "q2", "n", {"daily_sessions": 50})
-    assert carry.update(A, "q1", "n", {"daily_sessions": 6}) == {"sessions": 1}
-    assert carry.update(A, "q2", "n", {"daily_sessions": 53}) == {"sessions": 3}
+    assert carry.update(A, "q1", "n", {"daily_sessions": 6}) == {"daily_sessions": 1}
+    assert carry.update(A, "q2", "n", {"daily_sessions": 53}) == {"daily_sessions": 3}
     carry.forget_queues(A, keep={"q1"})
-    assert carry.update(A, "q2", "n", {"daily_sessions": 60}) == {"sessions": 0}
-    assert carry.update(A, "q1", "n", {"daily_sessions": 7}) == {"sessions": 2}
+    assert carry.update(A, "q2", "n", {"daily_sessions": 60}) == {"daily_sessions": 0}
+    assert carry.update(A, "q1", "n", {"daily_sessions": 7}) == {"daily_sessions": 2}

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
-from exporter.exposition import Exposition
+from helpers_exposition import registry_exposition
 from exporter.web import WebHandlers, WebServer, parse_listen
 
 
@@ -36,8 +36,7 @@ def make_handlers(state: State) -> WebHandlers:
     Gauge("qubicle_queue_active_sessions", "Callers.", ["queue_name"], registry=snapshot).labels("Support").set(3)
     live = CollectorRegistry()
     Gauge("qubicle_exporter_up", "The exporter runs.", registry=live).set(1)
-    expo = Exposition(snapshot, live)
-    expo.refresh()
+    expo = registry_exposition(snapshot, live)
 
     def metrics(accept: str | None, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
         state.render_threads.append(threading.current_thread())

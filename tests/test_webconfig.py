@@ -21,7 +21,7 @@ import trustme
 import yaml
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from exporter.exposition import Exposition
+from helpers_exposition import registry_exposition
 from exporter.web import WebHandlers, WebServer
 from exporter.webconfig import BasicAuth, WebConfigError, load_web_config, parse_web_config
 from helpers_prometheus import prometheus
@@ -68,8 +68,7 @@ def handlers() -> WebHandlers:
           registry=snapshot).labels("Support").set(3)
     live = CollectorRegistry()
     Counter("qubicle_api_requests", "Requests to Kazoo.", registry=live).inc(7)
-    expo = Exposition(snapshot, live)
-    expo.refresh()
+    expo = registry_exposition(snapshot, live)
     return WebHandlers(expo.render, lambda: "<h1>qubicle-exporter</h1>", lambda: True, lambda: True)
 
 

@@ -55,7 +55,7 @@ class ClientSettings:
     credentials: Credentials
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
-    retries: int = 3                 # extra attempts for connect errors, timeouts, 5xx, 429
+    retries: int = 2                 # extra attempts for connect errors, timeouts, 5xx, 429
     backoff_base: float = 0.2        # seconds; exponential with full jitter
     backoff_max: float = 5.0
     verify_tls: bool = True

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.figures import BY_KEY, FIGURES
+
 
 @dataclass(frozen=True, slots=True)
 class QueueRef:
@@ -21,42 +23,45 @@ class AccountRef:
     name: str
 
 
-@dataclass(slots=True)  # not frozen: made for every queue at every poll, and a frozen init costs 4x
 class QueueStatus:
-    recipients: float | None = None
-    active_recipients: float | None = None
-    available_recipients: float | None = None
-    active_sessions: float | None = None
-    estimated_wait: float | None = None
-    average_wait: float | None = None
-    longest_wait: float | None = None
-    daily_sessions: float | None = None
-    daily_missed_sessions: float | None = None
-    daily_abandoned_sessions: float | None = None
-    node: str | None = None
+    """One queue's figures as Kazoo sent them (figure key -> number; unusable ones left out) and its node.
+
+    Attribute access by figure key (`status.active_sessions`) is for readers; the figures
+    themselves are the table in exporter/figures.py.
+    """
+
+    __slots__ = ("values", "node")
+
+    def __init__(self, node: str | None = None, **values: float | None) -> None:
+        unknown = set(values) - BY_KEY.keys()
+        if unknown:
+            raise TypeError(f"not a queue figure: {', '.join(sorted(unknown))}")
+        self.values: dict[str, float] = {k: v for k, v in values.items() if v is not None}
+        self.node = node
+
+    def __getattr__(self, name: str) -> float | None:
+        if name in BY_KEY:
+            return self.values.get(name)
+        raise AttributeError(name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, QueueStatus):
+            return NotImplemented
+        return self.values == other.values and self.node == other.node
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by value
+
+    def __repr__(self) -> str:
+        return f"QueueStatus(node={self.node!r}, {self.values!r})"
 
 
-# QueueStatus attribute -> (where in the status object, required). Every field is optional in one
-# reseller's published schema; longest_wait is only sent by some versions, so its absence is
-# normal and not reported.
-_FIELDS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "recipients": (("stats", "recipient_count"), True),
-    "active_recipients": (("active_recipient_count",), True),
-    "available_recipients": (("available_recipient_count",), True),
-    "active_sessions": (("stats", "active_session_count"), True),
-    "estimated_wait": (("stats", "estimated_wait"), True),
-    "average_wait": (("stats", "average_wait"), True),
-    "longest_wait": (("stats", "longest_wait"), False),
-    "daily_sessions": (("stats", "total_sessions"), True),
-    "daily_missed_sessions": (("stats", "missed_sessions"), True),
-    "daily_abandoned_sessions": (("stats", "abandoned_sessions"), True),
-}
-# The same, split by container, with the dotted name precomputed: this runs for every queue at
+# The table split by container, with the dotted name precomputed: this runs for every queue at
 # every poll (10,000 queues = 100,000 fields every interval).
-_TOP_LEVEL = tuple((attr, path[0], required, path[0]) for attr, (path, required) in _FIELDS.items() if len(path) == 1)
-_IN_STATS = tuple((attr, path[1], required, ".".join(path)) for attr, (path, required) in _FIELDS.items()
-                  if len(path) == 2)
-_REQUIRED = tuple(".".join(path) for path, required in _FIELDS.values() if required)
+_TOP_LEVEL = tuple((f.key, f.path[0], f.required, f.path[0]) for f in FIGURES if len(f.path) == 1)
+_IN_STATS = tuple((f.key, f.path[1], f.required, ".".join(f.path)) for f in FIGURES
+                  if len(f.path) == 2 and f.path[0] == "stats")
+_REQUIRED = tuple(".".join(f.path) for f in FIGURES if f.required)
+assert len(_TOP_LEVEL) + len(_IN_STATS) == len(FIGURES), "a figure path the parser cannot read"
 
 
 # JSON-number-shaped strings only: float() alone would also take "1_000", "nan" and "infinity".
@@ -95,28 +100,27 @@ def _number(value: Any) -> float | None:
 
 
 def _fields(container: dict[str, Any], fields: tuple[tuple[str, str, bool, str], ...],
-            values: dict[str, Any], bad: list[str]) -> None:
-    for attribute, key, required, dotted in fields:
-        if key in container:
-            number = _number(container[key])
+            values: dict[str, float], bad: list[str]) -> None:
+    for key, name, required, dotted in fields:
+        if name in container:
+            number = _number(container[name])
             if number is None:
                 bad.append(dotted)  # present but unusable: always reported
-        else:
-            number = None
-            if required:
-                bad.append(dotted)
-        values[attribute] = number
+            else:
+                values[key] = number
+        elif required:
+            bad.append(dotted)
 
 
 def parse_queue_status(raw: Any) -> tuple[QueueStatus, list[str]]:
     """Figures of one status object, and the dotted names of the fields that were unusable.
 
-    Never raises: a missing, null or non-numeric field drops that one figure (None), not the queue.
+    Never raises: a missing, null or non-numeric field drops that one figure, not the queue.
     """
+    status = QueueStatus()
     if not isinstance(raw, dict):
-        return QueueStatus(), list(_REQUIRED)
-    values: dict[str, Any] = {}
-    bad: list[str] = []
+        return status, list(_REQUIRED)
+    values, bad = status.values, []
     _fields(raw, _TOP_LEVEL, values, bad)
     stats = raw.get("stats")
     if isinstance(stats, dict):
@@ -126,8 +130,8 @@ def parse_queue_status(raw: Any) -> tuple[QueueStatus, list[str]]:
     node = raw.get("node")
     if isinstance(node, bool) or not isinstance(node, (str, int)):
         node = None
-    values["node"] = str(node) if node is not None and str(node) != "" else None
-    return QueueStatus(**values), bad
+    status.node = str(node) if node is not None and str(node) != "" else None
+    return status, bad
 
 
 def _name(row: dict[str, Any], fallback: str) -> str:
