@@ -73,12 +73,13 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
     async def poll_job() -> None:
         task = asyncio.current_task()
-        if task is not None:
-            polls.add(task)
+        if task is None:  # never: APScheduler runs coroutine jobs as tasks
+            return
+        polls.add(task)
         try:
             await poller.poll()
         finally:
-            polls.discard(task)  # type: ignore[arg-type]
+            polls.discard(task)
 
     scheduler = AsyncIOScheduler()
     # max_instances=1 + coalesce: a poll slower than the interval skips ticks instead of piling up.

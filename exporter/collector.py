@@ -35,9 +35,9 @@ def families(snapshot: Snapshot, now: float, max_data_age: float) -> Iterator[Me
             for family, figure in zip(gauges, FIGURES, strict=True):
                 if (value := queue.values.get(figure.key)) is not None:
                     family.add_metric(labels, value)
-            for family, figure in zip(counters, COUNTED, strict=True):
+            for counter, figure in zip(counters, COUNTED, strict=True):
                 if (value := queue.counters.get(figure.key)) is not None:
-                    family.add_metric(labels, value)
+                    counter.add_metric(labels, value)
             info.add_metric([*labels, queue.node or ""], 1.0)
 
     yield from accounts

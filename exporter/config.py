@@ -11,7 +11,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from exporter.kazoo import ClientSettings, Credentials
 
@@ -105,8 +105,9 @@ DERIVED: dict[str, tuple[float, str]] = {
 
 def with_derived_defaults(settings: Settings, given: set[str]) -> Settings:
     """`settings` with the defaults that follow --interval filled in, except those in `given`."""
-    return replace(settings, **{name: settings.interval * factor for name, (factor, _) in DERIVED.items()
-                                if name not in given})
+    derived: dict[str, Any] = {name: settings.interval * factor for name, (factor, _) in DERIVED.items()
+                               if name not in given}
+    return replace(settings, **derived)
 
 
 _LISTEN = re.compile(r"(?:\[([0-9A-Fa-f:.%a-z]+)\]|([A-Za-z0-9._-]*)):(\d{1,5})")

@@ -37,6 +37,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from isal import isal_zlib
@@ -125,9 +126,16 @@ class _Generation:
         self.valid_until = valid_until  # after this, what the render shows is no longer true
         # No reference back to the generation: a cycle would keep each replaced one (and its
         # megabytes) alive until a full garbage collection, which tune_gc() makes rare.
-        deflated = self.deflated = {om: _Once(lambda om=om: _Deflated.of(render(snapshot, now, om)))
-                                    for om in (False, True)}
-        self.plain = {om: _Once(lambda om=om: deflated[om].get().plain()) for om in (False, True)}
+        deflated = self.deflated = {om: _Once(partial(_deflate, render, snapshot, now, om)) for om in (False, True)}
+        self.plain = {om: _Once(partial(_inflate, deflated[om])) for om in (False, True)}
+
+
+def _deflate(render: RenderSnapshot, snapshot: Snapshot, now: float, openmetrics: bool) -> _Deflated:
+    return _Deflated.of(render(snapshot, now, openmetrics))
+
+
+def _inflate(deflated: _Once[_Deflated]) -> bytes:
+    return deflated.get().plain()
 
 
 def _params(part: str) -> tuple[str, dict[str, str]]:

@@ -104,12 +104,11 @@ def metric_names(expr: str) -> set[str]:
 
 
 def collector_metric_names() -> set[str]:
-    """The names the collector builds its families from (exporter/collector.py)."""
-    from exporter import collector
+    """The names the exporter builds its families from (the table in exporter/figures.py)."""
+    from exporter import figures
 
-    names = {f"qubicle_queue_{name}" for name in collector.GAUGE_HELP}
-    names |= {f"qubicle_queue_{name}_total" for name in collector.COUNTER_HELP}
-    return names | set(collector.ACCOUNT_HELP) | {"qubicle_queue_info"}
+    names = {f.metric for f in figures.FIGURES} | {f.counter for f in figures.COUNTED if f.counter}
+    return names | {name for name, _ in figures.ACCOUNT_METRICS} | {figures.QUEUE_INFO}
 
 
 def exporter_self_metric_names() -> set[str]:

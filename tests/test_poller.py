@@ -350,3 +350,33 @@ async def test_a_queue_forgotten_at_rediscovery_starts_its_counters_afresh_when_
     await poller.poll()
     (queue,) = poller.snapshot.accounts["acct"].queues
     assert queue.counters["daily_sessions"] == 3
+
+
+async def test_an_account_no_longer_polled_loses_its_own_series(harness, make_simulator):
+    """A descendant removed in Kazoo: its error, missing-queue and invalid-field series go with it
+    (they would otherwise stay forever, frozen, in every scrape)."""
+    sim = make_simulator(accounts=1, queues_per_account=2, sub_accounts=2, seed=5, speed=0)
+    parent = sim.account_ids[0]
+    child, sibling = sim.sub_account_ids(parent)[:2]
+    h = harness(sim, account_ids=[parent], discover_descendants=True, discovery_interval=1.0)
+    sim.set_faults(Faults(drop_field_rate=1.0, accounts=(child,)))
+    await h.poller.poll()
+    assert child in h.poller.snapshot.accounts and sibling in h.poller.snapshot.accounts
+    sim.set_faults(Faults(error_rate=1.0, accounts=(child,)))
+    await h.poller.poll()
+
+    def series_of(account: str) -> list[tuple[str, dict[str, str]]]:
+        return [(s.name, s.labels) for family in h.metrics.registry.collect() for s in family.samples
+                if s.labels.get("account_id") == account]
+
+    names = {name for name, _ in series_of(child)}
+    assert {"qubicle_poll_errors_total", "qubicle_invalid_fields_total"} <= names, names
+    sibling_before = series_of(sibling)
+    sim.set_faults(Faults())
+    sim.delete_account(child)
+    h.clock.now += 2  # past --discovery-interval: the descendants are listed again
+    await h.poller.poll()
+    assert child not in h.poller.snapshot.accounts
+    assert series_of(child) == []
+    assert series_of(sibling) == sibling_before  # only the account that left
+    assert h.value("qubicle_up", child) is None

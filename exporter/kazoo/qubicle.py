@@ -120,7 +120,7 @@ def parse_queue_status(raw: Any) -> tuple[QueueStatus, list[str]]:
     status = QueueStatus()
     if not isinstance(raw, dict):
         return status, list(_REQUIRED)
-    values, bad = status.values, []
+    values, bad = status.values, list[str]()
     _fields(raw, _TOP_LEVEL, values, bad)
     stats = raw.get("stats")
     if isinstance(stats, dict):

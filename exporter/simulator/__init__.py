@@ -165,6 +165,9 @@ class Simulator:
     def delete_queue(self, account_id: str, queue_id: str) -> None:
         self._state.delete_queue(account_id, queue_id)
 
+    def delete_account(self, account_id: str) -> None:
+        self._state.delete_account(account_id)
+
     def restart_queue(self, account_id: str, queue_id: str) -> None:
         self._state.restart_queue(account_id, queue_id)
 

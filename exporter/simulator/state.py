@@ -197,6 +197,15 @@ class SimState:
             account.queues[queue.queue_id] = queue
             return queue.queue_id
 
+    def delete_account(self, account_id: str) -> None:
+        """The account and its descendants are gone: listings and status calls no longer know them."""
+        with self.lock:
+            for gone in [account_id, *(a.id for a in self.descendants(account_id))]:
+                account = self.accounts.pop(gone, None)
+                if account is not None:
+                    self.children.get(account.parent, []).remove(gone)
+                self.children.pop(gone, None)
+
     def delete_queue(self, account_id: str, queue_id: str) -> None:
         with self.lock:
             self.accounts[account_id].queues.pop(queue_id, None)
