@@ -25,6 +25,8 @@ class AccountResolver:
         self._clock = clock
         self._on_error = on_error
         self._descendants: dict[str, list[str]] = {}
+        # Names the descendants listings carried: account names without a request of their own.
+        self.names: dict[str, str] = {}
         self._listed_at = float("-inf")
 
     async def resolve(self) -> list[str]:
@@ -55,3 +57,4 @@ class AccountResolver:
             self._on_error(parent, "timeout", f"listing descendants took longer than {timeout:g}s")
         else:
             self._descendants[parent] = [a.id for a in children]
+            self.names.update((a.id, a.name) for a in children if a.name != a.id)

@@ -115,6 +115,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("log-format", _choice("auto", "json", "console", "logfmt"),
            "auto (JSON unless a terminal), json, console or logfmt", aliases=("--log.format",)),
     Option("shard", str, "poll only the accounts of shard N of M (e.g. 1/3)", metavar="N/M"),
+    Option("agent-status", _bool, "fetch agents' states (one batched request per account per poll; "
+           "--no-agent-status turns it off)", boolean=True),
+    Option("agent-status-batch-size", int, "agent ids per agent status request", metavar="N"),
+    Option("queue-settings", _bool, "read each queue's settings and members from its document, spread over "
+           "polls (--no-queue-settings turns it off)", boolean=True),
+    Option("account-names", _bool, "read account names (--no-account-names turns it off)", boolean=True),
+    Option("settings-interval", float, "seconds between refreshes of queue settings, members, agent and "
+           "account names", metavar="SECONDS"),
+    Option("agent-metrics", _bool, "also export one series set per agent (state, calls, missed calls)",
+           boolean=True),
     Option("demo", _bool, "run against the embedded Qubicle simulator", boolean=True),
     Option("demo-speed", float, "simulated seconds per real second in --demo", metavar="X"),
     Option("demo-seed", int, "random seed of the --demo simulator", metavar="N"),

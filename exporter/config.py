@@ -90,6 +90,13 @@ class Settings:
     log_level: str = "info"
     log_format: LogFormat = "auto"
     shard: Shard | None = None
+    # Agents, queue settings and account names (each request kind can be turned off).
+    agent_status: bool = True
+    agent_status_batch_size: int = 100
+    queue_settings: bool = True
+    account_names: bool = True
+    settings_interval: float = 600.0
+    agent_metrics: bool = False
     demo: DemoSettings = field(default_factory=DemoSettings)
 
 
@@ -166,6 +173,10 @@ def validate(settings: Settings) -> Settings:
     positive("max-data-age", settings.max_data_age)
     positive("poll-timeout", settings.poll_timeout)
     positive("connect-timeout", settings.connect_timeout)
+    positive("settings-interval", settings.settings_interval)
+    if not 1 <= settings.agent_status_batch_size <= 1000:
+        raise ConfigError(
+            f"--agent-status-batch-size: must be between 1 and 1000, got {settings.agent_status_batch_size}")
     positive("read-timeout", settings.read_timeout)
     if settings.max_concurrency < 1:
         raise ConfigError(f"--max-concurrency: must be at least 1, got {settings.max_concurrency}")

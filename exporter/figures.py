@@ -91,3 +91,81 @@ def in_base_units(values: Mapping[str, float], scale: float) -> dict[str, float]
     if scale == 1.0:
         return dict(values)
     return {key: value * scale if key in WAITS else value for key, value in values.items()}
+
+
+# ---- Queue settings: figures whose source is the queue document (GET .../qubicle_queues/{Q}) ----
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    key: str  # its name in the snapshot (QueueFigures.settings) and in `check`
+    names: tuple[str, ...]  # field names in the queue document, current first, then legacy ones
+    metric: str
+    help: str
+    only_if_set: bool = False  # 0 means "no limit": exported only when above 0
+    column: str | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("timeout", ("timeout", "queue_timeout"), "qubicle_queue_timeout_seconds",
+            "Longest a caller waits in the queue before timing out (missed), from the queue's settings.",
+            column="timeout"),
+    Setting("ring_timeout", ("ring_timeout", "agent_connect_timeout"), "qubicle_queue_ring_timeout_seconds",
+            "How long an agent's phone rings before the call goes back to the queue, from the queue's settings."),
+    Setting("wrapup", ("agent_wrapup_time",), "qubicle_queue_wrapup_seconds",
+            "Wrap-up time given to an agent after each call, from the queue's settings."),
+    Setting("max_callers", ("timeout_if_size_exceeds",), "qubicle_queue_max_callers",
+            "Callers the queue holds before new ones time out at once (only where a limit is set).",
+            only_if_set=True),
+)
+# Text settings, shown as labels of qubicle_queue_info: (label, field names in the queue document).
+SETTING_LABELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("queue_type", ("queue_type",)),
+    ("router", ("queue_router",)),
+)
+
+
+# ---- Agent (recipient) states: Kazoo's spellings -> the `state` label ----
+
+AGENT_STATES: tuple[str, ...] = ("ready", "ringing", "on_call", "wrapup", "away")
+NOT_LOGGED_IN = "not_logged_in"
+# Keys are Kazoo's availability_state lower-cased without "-", "_" or spaces: "On-A-Call",
+# "on_a_call" and "on-a-call" are one state (case varies between API answers and websocket events).
+KAZOO_STATES: Mapping[str, str] = {
+    "ready": "ready",
+    "calloffer": "ringing",
+    "onacall": "on_call",
+    "wrapuptime": "wrapup",
+    "wrapup": "wrapup",
+    "away": "away",
+    "notloggedin": NOT_LOGGED_IN,
+    "loggedout": NOT_LOGGED_IN,
+}
+
+
+def agent_state(raw: object) -> str | None:
+    """The state label of Kazoo's availability_state; NOT_LOGGED_IN; or None if unknown."""
+    if not isinstance(raw, str):
+        return None
+    return KAZOO_STATES.get(raw.lower().replace("-", "").replace("_", "").replace(" ", ""))
+
+
+ACCOUNT_INFO = "qubicle_account_info"
+ACCOUNT_INFO_HELP = "Account metadata: its name in Kazoo (the id where the name is not known yet)."
+ACCOUNT_AGENTS = "qubicle_agents"
+ACCOUNT_AGENTS_HELP = "Distinct logged-in agents of the account by state."
+QUEUE_AGENTS = "qubicle_queue_agents"
+QUEUE_AGENTS_HELP = ("Logged-in agents of the queue by state (per-queue availability honoured: "
+                     "ready elsewhere but away for this queue counts as away).")
+# Opt-in (--agent-metrics): one series set per agent.
+AGENT_STATE = "qubicle_agent_state"
+AGENT_STATE_HELP = "1 for the agent's current state, 0 for the others (all 0: not logged in)."
+AGENT_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    # (key in AgentFigures.counters, metric, help)
+    ("calls", "qubicle_agent_calls_total",
+     "Calls the agent handled, counted by the exporter across logins and Kazoo's resets."),
+    ("missed_calls", "qubicle_agent_missed_calls_total",
+     "Calls offered to the agent and not taken, counted across logins and Kazoo's resets."),
+)
+AGENT_AVERAGE_CALL = "qubicle_agent_average_call_seconds"
+AGENT_AVERAGE_CALL_HELP = "Average call time of the agent's current login, as Kazoo reports it."

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter as Tally
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import structlog
 
 from exporter.accounts import AccountResolver
+from exporter.agents import AgentData, Details, Item
 from exporter.config import Settings
 from exporter.figures import WAITS, in_base_units, wait_scale
 from exporter.kazoo import KazooClient, KazooError, QueueRef, parse_queue_status
@@ -65,6 +66,8 @@ class Poller:
         self._carry = CounterCarry()
         self._discovery: dict[str, _Discovery] = {}
         self._accounts = AccountResolver(settings, client, clock=clock, on_error=self._descendants_failed)
+        self._details = Details(settings, client, clock=clock, on_error=self._details_failed,
+                                on_invalid=metrics.invalid_field)
         self._snapshot: Snapshot = EMPTY
         self._wait_scale = wait_scale(settings.wait_unit)
         self._unit_warned = False
@@ -77,15 +80,21 @@ class Poller:
         self._metrics.poll_error(parent, reason)
         log.warning("descendants_failed", account_id=parent, reason=reason, error=message)
 
+    def _details_failed(self, account_id: str, reason: str, message: str) -> None:
+        self._metrics.poll_error(account_id, reason)
+        log.warning("details_failed", account_id=account_id, reason=reason, error=message)
+
     async def poll(self) -> Snapshot:
         started = time.perf_counter()
         accounts = await self._accounts.resolve()
         stats = _PollStats()
         limit = asyncio.Semaphore(self._settings.max_concurrency)
+        known = {a: [q.id for q in d.queues or ()] if (d := self._discovery.get(a)) else [] for a in accounts}
+        plan = self._details.plan(known, self._accounts.names)
 
         async def one(account_id: str) -> AccountSnapshot:
             async with limit:
-                return await self._poll_account(account_id, stats)
+                return await self._poll_account(account_id, stats, plan.get(account_id, ()))
 
         results = await asyncio.gather(*(one(a) for a in accounts))
         snapshot = Snapshot(taken_at=self._clock(), accounts=MappingProxyType({a.account_id: a for a in results}))
@@ -116,18 +125,24 @@ class Poller:
         """An account no longer polled: its state and its own series go (they would never move again)."""
         del self._discovery[account_id]
         self._carry.forget_account(account_id)
+        self._details.forget(account_id)
         self._metrics.forget_account(account_id)
 
-    async def _poll_account(self, account_id: str, stats: _PollStats) -> AccountSnapshot:
+    async def _poll_account(self, account_id: str, stats: _PollStats, details: Sequence[Item] = ()) -> AccountSnapshot:
         """Discover (when due), fetch and build one account, all under --poll-timeout."""
         previous = self._snapshot.accounts.get(account_id)
         discovery = self._discovery.setdefault(account_id, _Discovery())
         structlog.contextvars.bind_contextvars(account_id=account_id)
         try:
-            async with asyncio.timeout(self._settings.poll_timeout):  # no extra task, unlike wait_for
+            async with asyncio.timeout(self._settings.poll_timeout) as deadline:  # no extra task, unlike wait_for
                 queues = await self._discover(account_id, discovery)
                 statuses = await self._client.queue_list_status(account_id, [q.id for q in queues]) if queues else {}
-            return self._build(account_id, discovery, queues, statuses, stats)
+                agents: AgentData | None = None
+                if self._settings.agent_status:
+                    agents = await self._details.agent_status(account_id)
+            account = self._details.decorate(self._build(account_id, discovery, queues, statuses, stats), agents)
+            await self._fetch_details(account_id, discovery, details, deadline.when())
+            return account
         except (KazooError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, KazooError) else "timeout"
             message = str(exc) if isinstance(exc, KazooError) else f"poll took longer than {self._settings.poll_timeout:g}s"
@@ -148,7 +163,25 @@ class Poller:
             last_success=previous.last_success if previous else None,
             queue_count=previous.queue_count if previous else None,
             error=reason,
+            name=previous.name if previous else None,
+            agents=previous.agents if previous else None,
+            agent_list=previous.agent_list if previous else (),
         )
+
+    async def _fetch_details(self, account_id: str, discovery: _Discovery, items: Sequence[Item],
+                             when: float | None) -> None:
+        """This poll's share of the discovery data (used from the next poll on), in what is left of
+        --poll-timeout; what does not make it stays due."""
+        if not items:
+            return
+        try:
+            async with asyncio.timeout_at(when):
+                gone = await self._details.fetch(account_id, items)
+        except TimeoutError:
+            log.debug("details_timeout", account_id=account_id, items=len(items))
+            return
+        if gone:
+            discovery.stale = True  # a queue document is gone: list the queues again next poll
 
     async def _discover(self, account_id: str, discovery: _Discovery) -> list[QueueRef]:
         """The account's queues: listed again every --discovery-interval, or at once after a queue went missing."""
@@ -159,6 +192,7 @@ class Poller:
         discovery.queues, discovery.at, discovery.stale = queues, now, False
         listed = {q.id for q in queues}
         self._carry.forget_queues(account_id, listed)
+        self._details.keep_queues(account_id, listed)
         # Figures of a queue whose counters were just forgotten must not come back through
         # reuse (say the status call fails now and the queue is listed again later).
         discovery.last = {k: v for k, v in discovery.last.items() if k in listed}

@@ -7,7 +7,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from exporter.figures import COUNTED
+from exporter.figures import COUNTED, SETTING_LABELS
+
+NO_VALUES: Mapping[str, float] = MappingProxyType({})
+NO_LABELS: Mapping[str, str] = MappingProxyType({label: "" for label, _ in SETTING_LABELS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +21,24 @@ class QueueFigures:
     node: str | None
     values: Mapping[str, float]  # figure key -> value in base units; only the figures Kazoo sent this poll
     counters: Mapping[str, float]  # figure key -> exporter-kept total, present once the figure was seen
+    # From the queue document (refreshed on --settings-interval): Setting key -> value, and the
+    # text settings shown on qubicle_queue_info (queue_type, router).
+    settings: Mapping[str, float] = field(default_factory=lambda: NO_VALUES)
+    labels: Mapping[str, str] = field(default_factory=lambda: NO_LABELS)
+    # Logged-in agents of the queue by state (every state of AGENT_STATES); None: not known.
+    agents: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFigures:
+    """One agent (recipient), exported only with --agent-metrics."""
+
+    account_id: str
+    agent_id: str
+    agent_name: str
+    state: str  # a label of AGENT_STATES, or NOT_LOGGED_IN
+    counters: Mapping[str, float]  # "calls", "missed_calls" -> exporter-kept totals, where Kazoo sent them
+    average_call: float | None = None  # seconds; None when Kazoo did not send it
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +50,10 @@ class AccountSnapshot:
     last_success: float | None = None
     queue_count: int | None = None  # queues discovered; 0 = "no queues" (not an error)
     error: str | None = None  # reason of the last failure, if the last poll failed
+    name: str | None = None  # the account's name in Kazoo, once known
+    # Distinct logged-in agents by state (every state of AGENT_STATES); None: not known.
+    agents: Mapping[str, int] | None = None
+    agent_list: tuple[AgentFigures, ...] = ()  # only with --agent-metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +83,8 @@ def visible(snapshot: Snapshot, now: float, max_data_age: float) -> Iterator[tup
 def visible_until(snapshot: Snapshot, now: float, max_data_age: float) -> float:
     """The first moment after `now` at which what visible() shows changes without a new snapshot."""
     ends = [a.data_time + max_data_age for a in snapshot.accounts.values()
-            if a.queues and a.data_time is not None and is_fresh(a, now, max_data_age)]
+            if (a.queues or a.agents is not None or a.agent_list)
+            and a.data_time is not None and is_fresh(a, now, max_data_age)]
     return min(ends, default=math.inf)
 
 

@@ -306,3 +306,64 @@ def test_latency_is_the_answer_time_counted_from_arrival(make_simulator):
     started = time.monotonic()
     refused = httpx.get(queues_url(sim), headers={"X-Auth-Token": "not-a-token"}, timeout=10)
     assert refused.status_code == 401 and time.monotonic() - started >= 1.0  # errors are as late
+
+
+# ---- recipients (agents), queue documents, account documents ------------------------------------
+
+
+def test_recipients_listing_is_paginated_and_named(sim):
+    headers = auth(sim)
+    url = f"{sim.url}/v2/accounts/{sim.account_ids[0]}/qubicle_recipients"
+    rows, params = [], {}
+    for _ in range(50):
+        body = httpx.get(url, headers=headers, params=params).json()
+        assert_envelope(body)
+        assert len(body["data"]) <= 3  # the simulator's page_size
+        rows += body["data"]
+        if "next_start_key" not in body:
+            break
+        params = {"start_key": body["next_start_key"]}
+    members = set()
+    for queue_id, _ in sim.queues(sim.account_ids[0]):
+        doc = httpx.get(f"{queues_url(sim)}/{queue_id}", headers=headers).json()["data"]
+        members |= set(doc["members"])
+    assert {r["id"] for r in rows} == members and len(rows) > 3
+    assert all(isinstance(r["name"], str) and r["name"] for r in rows)
+
+
+def test_recipients_status_batched_single_and_unknown(sim):
+    headers = auth(sim)
+    base = f"{sim.url}/v2/accounts/{sim.account_ids[0]}/qubicle_recipients"
+    ids = [r["id"] for r in httpx.get(base, headers=headers, params={"paginate": "false"}).json()["data"]]
+    body = httpx.post(base + "/status", headers=headers, json={"data": {"recipient_ids": [*ids, "f" * 32]}}).json()
+    assert_envelope(body)
+    assert set(body["data"]) == set(ids)  # an unknown id is left out
+    for status in body["data"].values():
+        assert status["availability_state"].lower().replace("_", "-") in (
+            "ready", "away", "wrapup-time", "call-offer", "on-a-call", "not-logged-in")
+        if status["availability_state"].lower().replace("_", "-") != "not-logged-in":
+            assert {"total_calls", "missed_calls", "avg_call_time", "login_time"} <= set(status["stats"])
+            assert 6e10 < status["stats"]["login_time"] < 7e10  # Gregorian seconds, Kazoo's default
+    one = httpx.get(f"{base}/{ids[0]}/status", headers=headers).json()
+    assert one["data"]["availability_state"] == body["data"][ids[0]]["availability_state"]
+    assert_error(httpx.get(f"{base}/{'f' * 32}/status", headers=headers), 404)
+    assert_error(httpx.post(base + "/status", headers=headers, json={"data": {"recipient_ids": "x"}}), 400)
+    assert_error(httpx.post(base + "/status", headers=headers), 400)
+
+
+def test_account_document_and_queue_document_styles(make_simulator):
+    legacy = make_simulator(accounts=1, queues_per_account=1, seed=3, speed=0, start=MORNING,
+                            queue_document_style="legacy")
+    headers = auth(legacy)
+    account = legacy.account_ids[0]
+    doc = httpx.get(f"{legacy.url}/v2/accounts/{account}", headers=headers).json()["data"]
+    assert doc["id"] == account and doc["name"] == "Customer 1"
+    queue_id = legacy.queues(account)[0][0]
+    queue = httpx.get(f"{queues_url(legacy)}/{queue_id}", headers=headers).json()["data"]
+    assert queue["queue_timeout"] == 600 and queue["agent_connect_timeout"] == 20 and "timeout" not in queue
+    strings = make_simulator(accounts=1, queues_per_account=1, seed=3, speed=0, start=MORNING,
+                             queue_document_style="strings")
+    headers = auth(strings)
+    queue_id = strings.queues(strings.account_ids[0])[0][0]
+    queue = httpx.get(f"{queues_url(strings)}/{queue_id}", headers=headers).json()["data"]
+    assert queue["timeout"] == "600" and queue["ring_timeout"] == "20"

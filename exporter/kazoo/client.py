@@ -42,6 +42,8 @@ from exporter.kazoo.qubicle import (
     queue_list_status_answer,
     queue_list_status_request,
     queue_rows,
+    recipient_rows,
+    recipient_status_answer,
 )
 
 log = structlog.get_logger("qubicle.kazoo")
@@ -400,6 +402,66 @@ class KazooClient:
         if statuses is None:
             raise BadResponseError(f"{wire.method} {wire.path}: 'data' is not an object of queue statuses")
         return statuses
+
+    # ---- agents, queue documents, account documents (discovery data of issue 13) -------------
+
+    async def recipients_status(self, account_id: str, recipient_ids: Sequence[str],
+                                batch_size: int = 100) -> dict[str, Any]:
+        """Raw recipient (agent) status objects by user id: POST .../qubicle_recipients/status, one
+        request per batch of `batch_size` ids. Ids absent from Kazoo's answer are absent here."""
+        ids = list(dict.fromkeys(r for r in recipient_ids if isinstance(r, str) and r))
+        if not ids:
+            return {}
+        size = max(1, batch_size)
+        path = f"{self._account_path(account_id)}/qubicle_recipients/status"
+
+        async def batch(chunk: list[str]) -> dict[str, Any]:
+            try:
+                answer = await self._call("POST", path, "recipients_status", body={"data": {"recipient_ids": chunk}})
+            except ForbiddenError:
+                raise _forbidden(account_id) from None
+            found = recipient_status_answer(answer["data"], chunk)
+            if found is None:
+                raise BadResponseError(f"POST {path}: 'data' is neither an object nor a list of recipient statuses")
+            return found
+
+        chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
+        if len(chunks) == 1:
+            return await batch(chunks[0])
+        results = await asyncio.gather(*(batch(c) for c in chunks), return_exceptions=True)
+        merged: dict[str, Any] = {}
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            merged.update(result)
+        return merged
+
+    async def list_recipients(self, account_id: str) -> dict[str, str]:
+        """Every Qubicle recipient (agent) of the account: name by user id; {} without Qubicle (404)."""
+        try:
+            rows = await self._paginated(f"{self._account_path(account_id)}/qubicle_recipients", "recipients")
+        except NotFoundError:
+            return {}
+        except ForbiddenError:
+            raise _forbidden(account_id) from None
+        return recipient_rows(rows)
+
+    async def queue_document(self, account_id: str, queue_id: str) -> Any:
+        """The queue's document (settings and members), `data` as Kazoo sent it.
+
+        Raises NotFoundError when the queue is gone."""
+        path = f"{self._account_path(account_id)}/qubicle_queues/{quote(queue_id, safe='')}"
+        try:
+            return (await self._call("GET", path, "queue"))["data"]
+        except ForbiddenError:
+            raise _forbidden(account_id) from None
+
+    async def account_document(self, account_id: str) -> Any:
+        """GET /v2/accounts/{A}: `data` as Kazoo sent it (its `name` is what the exporter reads)."""
+        try:
+            return (await self._call("GET", self._account_path(account_id), "account"))["data"]
+        except ForbiddenError:
+            raise _forbidden(account_id) from None
 
 
 def _forbidden(account_id: str) -> ForbiddenError:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.figures import BY_KEY, FIGURES
+from exporter.figures import BY_KEY, FIGURES, NOT_LOGGED_IN, SETTING_LABELS, SETTINGS, agent_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +190,160 @@ def queue_list_status_answer(data: Any, asked: Sequence[str]) -> dict[str, dict[
     wanted = set(asked)
     return {queue_id: status for queue_id, status in data.items()
             if queue_id in wanted and isinstance(status, dict)}
+
+
+# ---- Queue documents, recipients (agents) and accounts: discovery data ----
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """What the exporter reads of a queue document: settings (seconds, counts), texts, members."""
+
+    values: dict[str, float]  # Setting key -> value; unusable or absent ones left out
+    labels: dict[str, str]  # label of qubicle_queue_info -> text ("" when absent)
+    members: tuple[str, ...] | None  # recipient (user) ids; None when the document names none
+
+
+def parse_queue_document(raw: Any) -> tuple[QueueSettings, list[str]]:
+    """Settings of one queue document and the names of fields that were present but unusable.
+
+    Current names first, legacy ones (queue_timeout, agent_connect_timeout) after; numbers may
+    arrive as strings. `members` may be an object keyed by user id or a list of ids or rows.
+    """
+    doc = raw if isinstance(raw, dict) else {}
+    values: dict[str, float] = {}
+    bad: list[str] = []
+    for setting in SETTINGS:
+        for name in setting.names:
+            if name in doc and doc[name] is not None:
+                number = _number(doc[name])
+                if number is None:
+                    bad.append(f"queue.{name}")
+                elif number > 0 or not setting.only_if_set:
+                    values[setting.key] = number
+                break
+    labels = {}
+    for label, names in SETTING_LABELS:
+        text = next((doc[n] for n in names if isinstance(doc.get(n), str)), "")
+        labels[label] = text.strip()
+    return QueueSettings(values=values, labels=labels, members=_member_ids(doc.get("members"))), bad
+
+
+def _member_ids(members: Any) -> tuple[str, ...] | None:
+    if isinstance(members, dict):
+        return tuple(k for k in members if isinstance(k, str) and k)
+    if isinstance(members, list):
+        ids = [m if isinstance(m, str) else m.get("id") if isinstance(m, dict) else None for m in members]
+        return tuple(i for i in ids if isinstance(i, str) and i)
+    return None
+
+
+def recipient_rows(data: Any) -> dict[str, str]:
+    """Rows of a recipients listing -> name by user id (the id where no name is given)."""
+    rows: dict[str, str] = {}
+    for row in data if isinstance(data, list) else []:
+        if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]:
+            name = row.get("name") or row.get("display_name")
+            if not (isinstance(name, str) and name.strip()):
+                first, last = row.get("first_name"), row.get("last_name")
+                name = " ".join(p for p in (first, last) if isinstance(p, str) and p.strip())
+            rows[row["id"]] = name.strip() if isinstance(name, str) and name.strip() else row["id"]
+    return rows
+
+
+def account_name(data: Any) -> str | None:
+    """`data.name` of an account document, if usable."""
+    name = data.get("name") if isinstance(data, dict) else None
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+# Gregorian seconds (Kazoo's default clock) minus this are Unix seconds.
+GREGORIAN_OFFSET = 62_167_219_200
+
+
+def unix_time(value: Any) -> float | None:
+    """A timestamp of uncertain unit, normalised by size to Unix seconds; None for 0, absent or odd.
+
+    < 1e10: Unix seconds; 6e10 to 7e10: Gregorian seconds; > 1e12: Unix milliseconds.
+    """
+    number = _number(value)
+    if number is None or number == 0:
+        return None
+    if number < 1e10:
+        return number
+    if 6e10 <= number < 7e10:
+        return number - GREGORIAN_OFFSET
+    if number > 1e12:
+        return number / 1000.0
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientStatus:
+    """One agent as Kazoo reports it: its state label (or NOT_LOGGED_IN), per-queue availability, stats."""
+
+    state: str
+    queue_availability: dict[str, bool]
+    stats: dict[str, float]  # total_calls, missed_calls, avg_call_time; unusable ones left out
+    login_time: float | None  # Unix seconds; a new value means a new login (stats start again)
+
+
+_RECIPIENT_STATS = ("total_calls", "missed_calls", "avg_call_time")
+
+
+def parse_recipient_status(raw: Any) -> tuple[RecipientStatus | None, list[str]]:
+    """One recipient status object -> its status (None if its state is unusable) and bad field names.
+
+    An unknown state is reported, never guessed; missing stats drop those figures, never 0.
+    """
+    if not isinstance(raw, dict):
+        return None, ["recipient.availability_state"]
+    bad: list[str] = []
+    raw_state = raw.get("availability_state", raw.get("availability-state", raw.get("state")))
+    state = agent_state(raw_state)
+    if state is None:
+        return None, ["recipient.availability_state"]
+    availability: dict[str, bool] = {}
+    queues = raw.get("queue_availability", raw.get("queue-availability"))
+    if isinstance(queues, dict):
+        availability = {q: v for q, v in queues.items() if isinstance(q, str) and isinstance(v, bool)}
+    elif isinstance(queues, list):
+        # A list names the queues the agent was made available in (per-queue flags set to true).
+        availability = {q: True for q in queues if isinstance(q, str)}
+    stats_raw = raw.get("stats")
+    stats: dict[str, float] = {}
+    login = None
+    if isinstance(stats_raw, dict):
+        for name in _RECIPIENT_STATS:
+            if name in stats_raw:
+                number = _number(stats_raw[name])
+                if number is None:
+                    bad.append(f"recipient.stats.{name}")
+                else:
+                    stats[name] = number
+        login = unix_time(stats_raw.get("login_time"))
+    elif state != NOT_LOGGED_IN:
+        bad.append("recipient.stats")
+    return RecipientStatus(state=state, queue_availability=availability, stats=stats, login_time=login), bad
+
+
+def recipient_status_answer(data: Any, asked: Sequence[str]) -> dict[str, Any] | None:
+    """`data` of a recipients status answer -> raw status objects by user id; None if unreadable.
+
+    No source shows this answer: an object keyed by user id (like queue list status) and a list of
+    objects carrying their id (`id`, `recipient_id` or `user_id`) are both read. Ids not asked for
+    are ignored; ids Kazoo left out stay out (not logged in, or not recipients).
+    """
+    wanted = set(asked)
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k in wanted}
+    if isinstance(data, list):
+        found: dict[str, Any] = {}
+        for row in data:
+            if not isinstance(row, dict):
+                continue
+            ident = next((row[k] for k in ("id", "recipient_id", "user_id") if isinstance(row.get(k), str)), None)
+            if ident in wanted:
+                found[ident] = row
+        return found
+    return None

@@ -47,6 +47,12 @@ class Agent:
     state: str = "out"  # out | ready | away | ringing | busy | wrapup
     until: float = math.inf  # end of the current ringing/busy/wrapup/away period
     caller: Caller | None = None
+    # Qubicle's per-login figures of the recipient: they start again at each login.
+    login_at: float = 0.0
+    changed_at: float = 0.0  # last state change
+    calls: int = 0  # calls handled
+    missed: int = 0  # calls offered (rung) and not taken
+    talk: float = 0.0  # seconds of the calls handled
 
 
 @dataclass
@@ -148,23 +154,27 @@ class QueueModel:
             on_shift = agent.shift_start <= hour < agent.shift_end
             if on_shift and agent.state == "out":
                 agent.state, agent.until = "ready", math.inf
+                agent.login_at, agent.changed_at, agent.calls, agent.missed, agent.talk = t, t, 0, 0, 0.0
             elif not on_shift and agent.state in ("ready", "away"):
-                agent.state, agent.until = "out", math.inf
+                agent.state, agent.until, agent.changed_at = "out", math.inf, t
             elif agent.state == "ready" and self.rng.random() < 0.01:
                 # A break: coffee, a meeting, paperwork.
                 agent.state, agent.until = "away", t + self.rng.uniform(120, 900)
+                agent.changed_at = t
 
     def _end_periods(self, t: float) -> None:
         wrapup = float(self.settings["agent_wrapup_time"])  # type: ignore[arg-type]
         for agent in self.agents.values():
             if agent.until > t:
                 continue
+            agent.changed_at = t
             if agent.state == "ringing":
                 caller = agent.caller
                 agent.caller = None
                 if caller is not None and self.rng.random() < self.answer_probability:
                     self._answer(agent, caller, t)
                 else:
+                    agent.missed += 1
                     if caller is not None:
                         self.waiting.appendleft(caller)  # back to the head of the queue
                     forced = bool(self.settings["force_away_on_reject"])
@@ -177,7 +187,10 @@ class QueueModel:
     def _answer(self, agent: Agent, caller: Caller, t: float) -> None:
         self.daily.answered += 1
         self.daily.wait_sum += t - caller.arrived
-        agent.state, agent.until = "busy", t + self.rng.expovariate(1.0 / self.talk_mean)
+        talk = self.rng.expovariate(1.0 / self.talk_mean)
+        agent.state, agent.until = "busy", t + talk
+        agent.calls += 1
+        agent.talk += talk
 
     def _give_up(self, t: float) -> None:
         timeout = float(self.settings["timeout"])  # type: ignore[arg-type]
@@ -213,7 +226,7 @@ class QueueModel:
             if not self.waiting:
                 break
             caller = self.waiting.popleft()
-            agent.state, agent.caller = "ringing", caller
+            agent.state, agent.caller, agent.changed_at = "ringing", caller, t
             # Most agents pick up within a few seconds; the ones who do not, ring out.
             agent.until = t + (self.rng.uniform(2, 8) if self.rng.random() < self.answer_probability else ring)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from exporter.simulator import recipients as agents
 from exporter.simulator.model import QUEUE_DEFAULTS, QueueModel
 from exporter.simulator.state import Faults, SimState
 
@@ -52,6 +53,16 @@ def _endpoint(request: web.Request) -> str:
         return "descendants"
     if path.endswith("qubicle_queues/status"):
         return "queue_list_status"
+    if path.endswith("qubicle_recipients/status"):
+        return "recipients_status"
+    if "/qubicle_recipients/" in path and path.endswith("/status"):
+        return "recipient_status"
+    if path.endswith("/qubicle_recipients"):
+        return "recipients"
+    if request.match_info.get("account_id") and path.rstrip("/").count("/") == 3:
+        return "account"
+    if "/qubicle_queues/" in path and path.rstrip("/").count("/") == 5 and request.method == "GET":
+        return "queue"
     if path.endswith("/status"):
         return "queue_status"
     if path.endswith("/qubicle_queues"):
@@ -346,8 +357,78 @@ class CrossbarApp:
         return self.envelope(request, self.info(queue), status=201)
 
     async def queue_info(self, request: web.Request) -> web.Response:
-        _, queue = self.one_queue(request)
-        return self.envelope(request, self.info(queue))
+        account_id, queue = self.one_queue(request)
+        with self.state.lock:
+            doc = self.info(queue)
+            doc["members"] = dict.fromkeys(agents.members(queue, self.everyone(account_id)), "")
+        style = self.state.config.queue_document_style
+        if style == "legacy":
+            renamed = {"name": "queue_name", "timeout": "queue_timeout", "ring_timeout": "agent_connect_timeout"}
+            doc = {renamed.get(k, k): v for k, v in doc.items()}
+        elif style == "strings":
+            doc = {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in doc.items()}
+        return self.envelope(request, doc)
+
+    # ---- recipients (agents) and accounts ------------------------------------------------------
+
+    def everyone(self, account_id: str) -> dict[str, agents.Recipient]:
+        """Every agent of the account, its queue models advanced to now (hold the lock)."""
+        now = self.state.now()
+        queues = list(self.state.accounts[account_id].queues.values())
+        for queue in queues:
+            queue.advance(now)
+        return agents.recipients(queues)
+
+    def recipient_status(self, recipient: agents.Recipient) -> dict[str, Any]:
+        config = self.state.config
+        data = agents.status(recipient, config.recipient_state_case, config.recipient_timestamps)
+        if self.state.faults.drop_field_rate and self.rng.random() < self.state.faults.drop_field_rate:
+            victim = self.rng.choice(["availability_state", "stats", "total_calls"])
+            if victim == "availability_state":
+                data["availability_state"] = self.rng.choice(["Lunch", None, 3])
+            elif victim == "stats":
+                data.pop("stats", None)
+            elif isinstance(data.get("stats"), dict):
+                data["stats"]["total_calls"] = self.rng.choice([None, "n/a", -1])
+        return data
+
+    async def account_document(self, request: web.Request) -> web.Response:
+        account_id = request.match_info["account_id"]
+        self.authorize(request, account_id)
+        account = self.state.accounts[account_id]
+        return self.envelope(request, {"id": account.id, "name": account.name, "enabled": True,
+                                       "realm": f"{account.id[:6]}.sim.example.net",
+                                       "timezone": self.state.config.timezone})
+
+    async def list_recipients(self, request: web.Request) -> web.Response:
+        account_id, _ = self.account_queues(request)
+        with self.state.lock:
+            rows = [{"id": u, "name": agents.agent_name(u), "roles": {"agent": "Agent"}}
+                    for u in self.everyone(account_id)]
+        return self.page(request, rows)
+
+    async def recipients_status(self, request: web.Request) -> web.Response:
+        account_id, _ = self.account_queues(request)
+        data = await self.body(request)
+        ids = data.get("recipient_ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise CrossbarError(400, "invalid request body", {"recipient_ids": {"type": {"message": "list of ids"}}})
+        with self.state.lock:
+            everyone = self.everyone(account_id)
+            # Ids that are no recipient of this account are left out, as list status does with queues.
+            found = {i: self.recipient_status(everyone[i]) for i in ids if i in everyone}
+        if self.state.config.recipient_status_as_list:
+            return self.envelope(request, [{"id": i, **status} for i, status in found.items()])
+        return self.envelope(request, found)
+
+    async def one_recipient_status(self, request: web.Request) -> web.Response:
+        account_id, _ = self.account_queues(request)
+        user_id = request.match_info["user_id"]
+        with self.state.lock:
+            recipient = self.everyone(account_id).get(user_id)
+            if recipient is None:
+                raise CrossbarError(404, "bad identifier", {"user_id": user_id})
+            return self.envelope(request, self.recipient_status(recipient))
 
     async def modify_queue(self, request: web.Request) -> web.Response:
         _, queue = self.one_queue(request)
@@ -364,10 +445,10 @@ class CrossbarApp:
             return self.envelope(request, [{"queue_id": queue.queue_id, "session_list": queue.sessions()}])
 
     async def recipients(self, request: web.Request) -> web.Response:
-        _, queue = self.one_queue(request)
+        account_id, queue = self.one_queue(request)
         with self.state.lock:
             rows = [{"id": u, "permission_roles": ["agent"], "permissions": ["queue_login", "queue_logout"]}
-                    for u in queue.agents]
+                    for u in agents.members(queue, self.everyone(account_id))]
         return self.envelope(request, rows)
 
     async def set_membership(self, request: web.Request) -> web.Response:
@@ -434,7 +515,11 @@ class CrossbarApp:
         r.add_put("/v2/api_auth", self.api_auth)
         r.add_put("/v2/user_auth", self.user_auth)
         base = "/v2/accounts/{account_id}"
+        r.add_get(base, self.account_document)
         r.add_get(base + "/descendants", self.descendants)
+        r.add_get(base + "/qubicle_recipients", self.list_recipients)
+        r.add_post(base + "/qubicle_recipients/status", self.recipients_status)
+        r.add_get(base + "/qubicle_recipients/{user_id}/status", self.one_recipient_status)
         r.add_get(base + "/qubicle_queues", self.list_queues)
         r.add_put(base + "/qubicle_queues", self.create_queue)
         r.add_put(base + "/qubicle_queues/", self.create_queue)

@@ -64,6 +64,16 @@ class SimulatorConfig:
     # Qubicle's queue timeout (seconds) of the queues created at start, given in turn; a None entry
     # keeps the default 600 s. Short ones turn waits into missed calls, not only abandons.
     queue_timeouts: tuple[int | None, ...] = ()
+    # How recipients (agents) answer, within what the sources show: availability_state spelled
+    # "title" (On-A-Call), "lower" (on-a-call), "snake" (on_a_call) or "mixed" (per agent);
+    # timestamps in "gregorian" seconds (Kazoo's clock), "unix" seconds or "milliseconds"; the
+    # list status answer as an object keyed by id, or as a list.
+    recipient_state_case: str = "mixed"
+    recipient_timestamps: str = "gregorian"
+    recipient_status_as_list: bool = False
+    # Queue documents with "current" field names, "legacy" ones (queue_timeout,
+    # agent_connect_timeout), or current names with numbers as "strings".
+    queue_document_style: str = "current"
     faults: Faults = field(default_factory=Faults)
 
 
