@@ -21,7 +21,8 @@ def test_check_lists_every_queue(make_simulator, tmp_path):
                    "--account-id", ",".join(sim.account_ids))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:3] == ["account", "queue", "waiting"]
+    assert lines[0].split()[:4] == ["account", "name", "queue", "waiting"]
+    assert "timeout" in lines[0].split() and "rdy/ring/call/wrap/away" in lines[0].split()
     for account in sim.account_ids:
         for _, name in sim.queues(account):
             assert any(name in line and account in line for line in lines), name
@@ -54,3 +55,38 @@ def test_check_on_the_demo():
     result = check("--demo")
     assert result.returncode == 0, result.stderr
     assert "8 queues in 2 configured accounts" in result.stdout
+
+
+def test_check_shows_account_names_queue_timeouts_and_agents_by_state(make_simulator, tmp_path):
+    from datetime import UTC, datetime
+
+    sim = make_simulator(accounts=2, queues_per_account=2, seed=2, speed=0,
+                         start=datetime(2026, 11, 24, 11, 0, tzinfo=UTC))
+    short = sim.create_queue(sim.account_ids[1], "Callbacks", timeout=90)
+    key = tmp_path / "key"
+    key.write_text(sim.api_key)
+    result = check("--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", ",".join(sim.account_ids))
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    names = ["account", "name", "queue", "logged in", "timeout", "rdy/ring/call/wrap/away", "node"]
+    starts = [header.index(n) for n in names]
+
+    def cell(row: str, name: str) -> str:
+        at = names.index(name)
+        end = starts[at + 1] if at + 1 < len(starts) and name != "logged in" else None
+        text = row[starts[at]:end] if end else row[starts[at]:]
+        return text.split("  ")[0].strip() if name in ("logged in", "name", "queue") else text.strip()
+
+    seen = 0
+    for row in rows:
+        if row[:32] not in sim.account_ids:
+            continue
+        seen += 1
+        account = row[:32]
+        assert cell(row, "name") == f"Customer {sim.account_ids.index(account) + 1}"  # the name beside its id
+        by_state = [int(n) for n in cell(row, "rdy/ring/call/wrap/away").split("/")]
+        logged_in = int(cell(row, "logged in"))
+        # Every logged-in agent of the queue in one state; shared members set away here come on top.
+        assert len(by_state) == 5 and sum(by_state) >= logged_in > 0
+        assert cell(row, "timeout") == ("90s" if cell(row, "queue") == "Callbacks" else "600s")
+    assert seen == 5 and short
