@@ -80,5 +80,54 @@ def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
     assert first["labels"]["account_id"] == account
     assert first["annotations"]["runbook_url"].endswith("#qubicleabandonratehigh")
     assert dict(sim.queues(account))[target] in first["annotations"]["description"]
+    # The summary names the account by its name (qubicle_account_info), not its 32-hex id.
+    assert first["annotations"]["summary"].endswith("(Customer 1).")
     paged_queues = {a["labels"].get("queue_id") for a in alerts} - {None}
     assert paged_queues == {target}, f"healthy queues {set(healthy) & paged_queues} were paged"
+
+
+def test_callers_near_the_queue_timeout_warn_for_that_queue_only(make_simulator, tmp_path):
+    """QubicleCallersNearTimeout from the queue's own timeout, read from its settings by the exporter.
+
+    No agent anywhere and Kazoo sends no longest wait: every queue's estimated wait is one call
+    and its wrap-up (210 s). Against a 240 s timeout that is 87 % (>= 80 %): a warning; against
+    the default 600 s, 35 %: nothing.
+    """
+    sim = make_simulator(accounts=1, queues_per_account=2, agents_per_queue=0, seed=11, speed=0,
+                         longest_wait=False, queue_timeouts=(240, None),
+                         start=datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc))
+    account = sim.account_ids[0]
+    (short, short_name), (normal, _) = sim.queues(account)
+    key_file = tmp_path / "api-key"
+    key_file.write_text(sim.api_key)
+
+    with webhook_receiver() as receiver, alertmanager(yaml.safe_dump({
+        "route": {"receiver": "test", "group_by": ["alertname", "account_id", "queue_id"],
+                  "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
+        "receivers": [{"name": "test", "webhook_configs": [{"url": receiver.url, "send_resolved": False}]}],
+    })) as am_url, exporter_process("--kazoo-url", sim.url, "--account-id", account,
+                                    "--api-key-file", str(key_file), "--interval", "1") as exporter:
+        host = exporter.url.removeprefix("http://")
+        with prometheus(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.removeprefix("http://")]}]}]},
+                "rule_files": [str(p) for p in shortened_rules(tmp_path)],
+                "scrape_configs": [{"job_name": "qubicle", "static_configs": [{"targets": [host]}]}],
+            }
+        ) as prom:
+            prom.wait_for("qubicle_queue_timeout_seconds", lambda result: len(result) == 2, timeout=60)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if any(a["labels"].get("alertname") == "QubicleCallersNearTimeout" for a in receiver.alerts()):
+                    break
+                time.sleep(0.5)
+            time.sleep(3)  # room for any wrong notification to arrive too
+            alerts = receiver.alerts()
+
+    near = [a for a in alerts if a["labels"]["alertname"] == "QubicleCallersNearTimeout"]
+    assert near, f"no QubicleCallersNearTimeout received; got {[a['labels'] for a in alerts]}"
+    # Only the queue near its timeout (the estimated wait also pages QubicleEstimatedWaitHigh on both).
+    assert {a["labels"]["queue_id"] for a in near} == {short} and normal != short
+    assert near[0]["annotations"]["summary"] == f"Callers are about to time out in queue {short_name} (Customer 1)."
+    assert "88%" in near[0]["annotations"]["description"] or "87.5%" in near[0]["annotations"]["description"]

@@ -39,6 +39,7 @@ PINNED_RECORDS = {
     "queue:qubicle_queue_abandoned_sessions:increase30m",
     "queue:qubicle_queue_abandoned_sessions:ratio30m",
     "queue:qubicle_queue_available_recipients:ratio",
+    "queue:qubicle_queue_wait_timeout:ratio",
 }
 
 # Pinned: alert name -> (for, severities). The wallboard's colours follow the same defaults.
@@ -48,12 +49,13 @@ PINNED_ALERTS = {
     "QubicleCallersWaitingNoAgentReady": ("2m", {"critical"}),
     "QubicleNoAgentsLoggedIn": ("10m", {"warning"}),
     "QubicleEstimatedWaitHigh": ("5m", {"warning", "critical"}),
+    "QubicleCallersNearTimeout": ("1m", {"warning"}),
     "QubicleKazooUnreachable": ("2m", {"critical"}),
     "QubicleExporterDown": ("5m", {"critical"}),
     "QubicleDataStale": ("2m", {"warning"}),
 }
 QUEUE_ALERTS = {"QubicleSessionsMissed", "QubicleAbandonRateHigh", "QubicleCallersWaitingNoAgentReady",
-                "QubicleNoAgentsLoggedIn", "QubicleEstimatedWaitHigh"}
+                "QubicleNoAgentsLoggedIn", "QubicleEstimatedWaitHigh", "QubicleCallersNearTimeout"}
 ACCOUNT_ALERTS = {"QubicleKazooUnreachable", "QubicleDataStale"}
 
 
@@ -175,6 +177,10 @@ def test_alert_annotations(rule: dict):
         assert annotations["dashboard_url"].startswith(f"{GRAFANA_BASE}/d/qubicle-exporter")
     if name in ACCOUNT_ALERTS:
         assert "$labels.account_id" in description
+    if name in QUEUE_ALERTS | ACCOUNT_ALERTS:
+        # The summary names the account by its name, from qubicle_account_info (its id where unknown).
+        assert 'query (printf "qubicle_account_info{account_id=%q}" $labels.account_id)' in annotations["summary"]
+        assert ".Labels.account_name" in annotations["summary"]
 
 
 def test_every_runbook_url_has_a_section():
