@@ -31,6 +31,7 @@ EXPECTED_RECEIVER = {
     ("QubicleNoAgentsLoggedIn", "warning"): "team-chat",
     ("QubicleEstimatedWaitHigh", "warning"): "team-chat",
     ("QubicleEstimatedWaitHigh", "critical"): "oncall-pager",
+    ("QubicleCallersNearTimeout", "warning"): "team-chat",
     ("QubicleKazooUnreachable", "critical"): "oncall-pager",
     ("QubicleExporterDown", "critical"): "oncall-pager",
     ("QubicleDataStale", "warning"): "team-chat",
