@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test tools bench dashboards check-generated clean
 
+# setuptools' 'Editable installation' notice warns of folders named like the package in the working
+# directory: here that folder is the package itself. Only that notice is muted.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
 demo: $(BIN)/.installed
