@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import textwrap
 import threading
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import datetime
 from typing import NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -44,6 +46,8 @@ def _rate(text: str) -> float:
 def _epilog() -> str:
     # From the defaults the simulator really uses, so the help cannot drift from what it accepts.
     config = SimulatorConfig()
+    fault_fields = textwrap.fill(", ".join(f.name for f in fields(Faults)), width=100,
+                                 initial_indent=" " * 22, subsequent_indent=" " * 22)
     return f"""\
 At start it prints its URL, an API key (64 characters, drawn from --seed), the master account's id
 and the ids of its top-level accounts, one "name: value" line each.
@@ -58,7 +62,9 @@ Authentication, as Crossbar's:
   Tokens are JWTs with an absolute "exp" (--token-ttl); the master account sees every account.
 
 Control API (not Kazoo's), while it runs:
-  GET  /sim/faults    current faults        PUT /sim/faults  {{"error_rate": 0.1, "down": true, ...}}
+  GET  /sim/faults    the current faults
+  PUT  /sim/faults    {{"error_rate": 0.1, "down": true, ...}}, fields left out stay as they are:
+{fault_fields}
   POST /sim/burst     {{"account_id", "queue_id", "outcome": "abandoned"|"missed"|"answered", "count"}}
   POST /sim/restart   {{"account_id", "queue_id"}} (daily figures to 0, a new node)
   POST /sim/advance   {{"seconds": 3600}} (move the simulated clock)
