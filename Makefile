@@ -14,8 +14,9 @@ $(BIN)/.installed: pyproject.toml
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+DEMO_LISTEN ?= 127.0.0.1:10147
 demo: $(BIN)/.installed
-	$(BIN)/qubicle-exporter --demo --listen 127.0.0.1:10147
+	$(BIN)/qubicle-exporter --demo --listen $(DEMO_LISTEN)
 
 # promtool, Prometheus and Alertmanager come from Debian's packages.
 tools:
