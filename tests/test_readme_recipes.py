@@ -30,7 +30,8 @@ def _sh(command: str, *, env: dict[str, str] | None = None, cwd: Path = ROOT) ->
 
 
 def _bcrypt_one_liner() -> str:
-    found = re.findall(r"^\s*(python3 -c '[^']*bcrypt[^']*' < prometheus\.password)$", README, flags=re.M)
+    found: list[str] = re.findall(r"^\s*(python3 -c '[^']*bcrypt[^']*' < prometheus\.password)$", README,
+                                  flags=re.M)
     assert len(found) == 1, found
     return found[0]
 
@@ -46,7 +47,7 @@ def _web_config_with_user(tmp_path: Path, password: str) -> Path:
     return config
 
 
-def test_the_bcrypt_one_liner_makes_a_hash_the_exporter_accepts(tmp_path):
+def test_the_bcrypt_one_liner_makes_a_hash_the_exporter_accepts(tmp_path: Path) -> None:
     config = _web_config_with_user(tmp_path, "correct horse battery staple")
     with exporter_process("--demo", "--web.config.file", str(config), probe=False) as exporter:
         url = exporter.url + "/-/healthy"
@@ -63,7 +64,7 @@ def _healthcheck() -> tuple[list[str], str, int]:
     return command, default_url, exposed
 
 
-def test_the_readme_documents_the_healthcheck_url_and_its_default():
+def test_the_readme_documents_the_healthcheck_url_and_its_default() -> None:
     _, default_url, exposed = _healthcheck()
     assert default_url == f"http://127.0.0.1:{exposed}/-/healthy"
     docker = README.split("## Running in a container", 1)[1].split("\n## ", 1)[0]
@@ -72,7 +73,7 @@ def test_the_readme_documents_the_healthcheck_url_and_its_default():
     assert "--listen 0.0.0.0:10148" in docker
 
 
-def test_the_image_healthcheck_follows_its_url_and_fails_behind_basic_auth(tmp_path):
+def test_the_image_healthcheck_follows_its_url_and_fails_behind_basic_auth(tmp_path: Path) -> None:
     command, _, _ = _healthcheck()
     assert command[0] == "python"
 
@@ -88,7 +89,7 @@ def test_the_image_healthcheck_follows_its_url_and_fails_behind_basic_auth(tmp_p
         assert healthcheck(exporter.url + "/-/healthy") != 0  # why the README says to replace it
 
 
-def test_the_readme_healthcheck_for_tls_or_basic_auth_works(tmp_path):
+def test_the_readme_healthcheck_for_tls_or_basic_auth_works(tmp_path: Path) -> None:
     docker = README.split("## Running in a container", 1)[1].split("\n## ", 1)[0]
     found = re.search(r"--health-cmd ('[^']+')", docker)
     assert found, docker
