@@ -6,14 +6,17 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint tools bench dashboards clean
 
+# setuptools' 'Editable installation' notice warns of folders named like the package in the working
+# directory: here that folder is the package itself. Only that notice is muted.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+DEMO_LISTEN ?= 127.0.0.1:10147
 demo: $(BIN)/.installed
-	$(BIN)/qubicle-exporter --demo --listen 127.0.0.1:10147
+	$(BIN)/qubicle-exporter --demo --listen $(DEMO_LISTEN)
 
 # promtool, Prometheus and Alertmanager come from Debian's packages.
 tools:

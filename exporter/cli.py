@@ -134,8 +134,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
+        usage=f"{PROG} [run | check] [options]",
         description="Prometheus exporter for 2600Hz Kazoo Qubicle call-center queues. "
-        f"Subcommand 'check' authenticates and prints every queue's status. Every flag also reads "
+        "Subcommands: 'run' (the default, may be omitted) polls Kazoo and serves the metrics; 'check' "
+        "authenticates, prints every queue's status and exits. Every flag also reads "
         f"{ENV_PREFIX}<FLAG> (upper case, dashes to underscores).",
         argument_default=argparse.SUPPRESS,
     )

@@ -80,5 +80,7 @@ def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
     assert first["labels"]["account_id"] == account
     assert first["annotations"]["runbook_url"].endswith("#qubicleabandonratehigh")
     assert dict(sim.queues(account))[target] in first["annotations"]["description"]
+    assert first["annotations"]["summary"] == (
+        f"Many callers abandon queue {dict(sim.queues(account))[target]} of account {account}.")
     paged_queues = {a["labels"].get("queue_id") for a in alerts} - {None}
     assert paged_queues == {target}, f"healthy queues {set(healthy) & paged_queues} were paged"

@@ -54,3 +54,12 @@ def test_check_on_the_demo():
     result = check("--demo")
     assert result.returncode == 0, result.stderr
     assert "8 queues in 2 configured accounts" in result.stdout
+
+
+def test_the_footer_counts_in_the_singular_for_one(make_simulator, tmp_path):
+    sim = make_simulator(accounts=1, queues_per_account=1, seed=2, speed=0)
+    key = tmp_path / "key"
+    key.write_text(sim.api_key)
+    result = check("--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", sim.account_ids[0])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1 queue in 1 configured account"
