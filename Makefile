@@ -3,8 +3,9 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+PORT ?= 10147
 
-.PHONY: demo test tools bench dashboards check-generated clean
+.PHONY: demo test tools bench dashboards kubernetes check-generated clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/qubicle-exporter --demo --listen 127.0.0.1:10147
+	$(BIN)/qubicle-exporter --demo --listen 127.0.0.1:$(PORT)
 
 # promtool, Prometheus and Alertmanager come from Debian's packages.
 tools:
@@ -27,6 +28,15 @@ bench: $(BIN)/.installed
 
 dashboards: $(BIN)/.installed
 	$(BIN)/python dashboards/generate.py
+
+# Kubernetes manifests generated from alerts/ and dashboards/ (PrometheusRule, dashboard ConfigMaps).
+kubernetes: $(BIN)/.installed
+	$(BIN)/python deploy/kubernetes/generate.py
+
+# Fails if a committed generated file differs from what its generator makes now.
+check-generated: $(BIN)/.installed
+	$(BIN)/python dashboards/generate.py --check
+	$(BIN)/python deploy/kubernetes/generate.py --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
