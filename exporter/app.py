@@ -100,7 +100,8 @@ def demo_kazoo(settings: Settings) -> Iterator[Settings]:
     url = exporter_url(settings)
     if url:
         # Before the simulator's own URL, so that the first address in the demo's log is the one to open.
-        log.info("demo_exporter", metrics_url=url, hint="the exporter's metrics; the simulator below stands in for Kazoo")
+        log.info("demo_exporter", metrics_url=url,
+                 hint="the exporter's metrics; the simulator below stands in for Kazoo")
     demo = settings.demo
     simulator = Simulator(demo_config(demo))
     simulator.start(host="127.0.0.1", port=0)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -326,7 +325,8 @@ def test_prometheus_rule_passes_promtool(tmp_path):
 
 @pytest.mark.e2e
 def test_dashboard_config_maps_equal_the_dashboards():
-    maps = [d for d in render("default") if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"].get("labels", {})]
+    maps = [d for d in render("default")
+            if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"].get("labels", {})]
     files = {p.name: p.read_text() for p in (ROOT / "dashboards").glob("*.json")}
     assert len(files) == 3
     shipped: dict[str, str] = {}
