@@ -147,6 +147,7 @@ def test_demo_queues_miss_callers_as_well_as_lose_them(monkeypatch):
     assert all(stats[q]["abandoned_sessions"] for q in short)  # short timeouts still leave callers who hang up
 
 
+@pytest.mark.e2e
 def test_demo_log_shows_the_exporters_own_url_first():
     """The person running the demo opens the first address in the log: it must be the exporter's
     metrics, not the simulator's Crossbar."""
@@ -159,6 +160,7 @@ def test_demo_log_shows_the_exporters_own_url_first():
     assert any(u != urls[0] for u in urls[1:])  # the simulator's own URL is still there, after it
 
 
+@pytest.mark.e2e
 def test_make_demo_takes_a_port():
     import shutil
     from pathlib import Path
