@@ -349,6 +349,14 @@ def test_dashboard_config_maps_equal_the_dashboards():
         json.loads(text)
 
 
+def test_generated_objects_fit_kubectl_apply():
+    """Client-side `kubectl apply` keeps the whole object in an annotation limited to 256 KiB (and a
+    ConfigMap holds at most 1 MiB): a dashboard growing past it would apply only server-side."""
+    for name in generate.render():
+        for doc in yaml.safe_load_all((KUBE / "base" / "generated" / name).read_text()):
+            assert len(json.dumps(doc)) < 256 * 1024, f"{name}: {doc['metadata']['name']} is too big"
+
+
 def test_generated_files_are_up_to_date():
     for name, text in generate.render().items():
         committed = (KUBE / "base" / "generated" / name).read_text()
