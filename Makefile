@@ -3,17 +3,21 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+PORT ?= 10147
 
-.PHONY: demo test lint tools bench dashboards clean
+.PHONY: demo test lint tools bench dashboards kubernetes check-generated clean
 
+# setuptools' 'Editable installation' notice warns of folders named like the package in the working
+# directory: here that folder is the package itself. Only that notice is muted.
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+DEMO_LISTEN ?= 127.0.0.1:$(PORT)
 demo: $(BIN)/.installed
-	$(BIN)/qubicle-exporter --demo --listen 127.0.0.1:10147
+	$(BIN)/qubicle-exporter --demo --listen $(DEMO_LISTEN)
 
 # promtool, Prometheus and Alertmanager come from Debian's packages.
 tools:
@@ -31,6 +35,15 @@ bench: $(BIN)/.installed
 
 dashboards: $(BIN)/.installed
 	$(BIN)/python dashboards/generate.py
+
+# Kubernetes manifests generated from alerts/ and dashboards/ (PrometheusRule, dashboard ConfigMaps).
+kubernetes: $(BIN)/.installed
+	$(BIN)/python deploy/kubernetes/generate.py
+
+# Fails if a committed generated file differs from what its generator makes now.
+check-generated: $(BIN)/.installed
+	$(BIN)/python dashboards/generate.py --check
+	$(BIN)/python deploy/kubernetes/generate.py --check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -82,7 +82,8 @@ async def _check(settings: Settings, out: TextIO) -> int:
         print("  ".join(str(c).replace("\n", " ").ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
     for problem in problems:
         print(problem, file=out)
-    print(f"{len(rows)} queues in {len(settings.account_ids)} configured accounts", file=out)
+    print(f"{len(rows)} queue{'' if len(rows) == 1 else 's'} in {len(settings.account_ids)} configured "
+          f"account{'' if len(settings.account_ids) == 1 else 's'}", file=out)
     if not rows:
         print("check failed: no queue found in any account", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -25,8 +26,10 @@ from exporter.config import (
     DemoSettings,
     Secrets,
     Settings,
+    Shard,
     parse_account_ids,
     parse_shard,
+    shard_from_hostname,
     validate,
     with_derived_defaults,
 )
@@ -125,6 +128,8 @@ OPTIONS: tuple[Option, ...] = (
            "account names", metavar="SECONDS"),
     Option("agent-metrics", _bool, "also export one series set per agent (state, calls, missed calls)",
            boolean=True),
+    Option("shard-from-hostname", int, "split accounts into M shards; this one is the host name's -<ordinal> "
+           "suffix + 1 (StatefulSet pod name-0 is shard 1/M)", metavar="M"),
     Option("demo", _bool, "run against the embedded Qubicle simulator", boolean=True),
     Option("demo-speed", float, "simulated seconds per real second in --demo", metavar="X"),
     Option("demo-seed", int, "random seed of the --demo simulator", metavar="N"),
@@ -144,8 +149,10 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
+        usage=f"{PROG} [run | check] [options]",
         description="Prometheus exporter for 2600Hz Kazoo Qubicle call-center queues. "
-        f"Subcommand 'check' authenticates and prints every queue's status. Every flag also reads "
+        "Subcommands: 'run' (the default, may be omitted) polls Kazoo and serves the metrics; 'check' "
+        "authenticates, prints every queue's status and exits. Every flag also reads "
         f"{ENV_PREFIX}<FLAG> (upper case, dashes to underscores).",
         argument_default=argparse.SUPPRESS,
     )
@@ -262,7 +269,7 @@ def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
         kazoo_url=(v.get("kazoo_url") or "").rstrip("/") or None,
         account_ids=parse_account_ids(v.get("account_id", [])),
         secrets=Secrets(**secrets),
-        shard=parse_shard(v["shard"]) if v.get("shard") else None,
+        shard=_shard(v, environ),
         demo=demo,
     )
     return validate(with_derived_defaults(settings, set(given)))
@@ -289,6 +296,16 @@ def default_text(option: Option) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _shard(v: dict[str, Any], environ: Mapping[str, str]) -> Shard | None:
+    count = v.get("shard_from_hostname")
+    if v.get("shard") and count is not None:
+        raise ConfigError("--shard and --shard-from-hostname exclude each other: give one")
+    if count is not None:
+        # $HOSTNAME first: Kubernetes sets it to the pod's name, and tests can set it.
+        return shard_from_hostname(environ.get("HOSTNAME") or socket.gethostname(), count)
+    return parse_shard(v["shard"]) if v.get("shard") else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

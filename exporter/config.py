@@ -147,6 +147,22 @@ def parse_shard(text: str) -> Shard:
     return Shard(index, count)
 
 
+def shard_from_hostname(hostname: str, count: int) -> Shard:
+    """A StatefulSet's pod `<name>-<ordinal>` takes shard ordinal+1 of `count` (pod -0 is shard 1/M)."""
+    if count < 1:
+        raise ConfigError(f"--shard-from-hostname: the number of shards must be at least 1, got {count}")
+    # The first label only: with setHostnameAsFQDN the host name is <pod>.<service>.<namespace>.svc...
+    match = re.fullmatch(r".*-(\d+)", hostname.strip().split(".")[0])
+    if not match:
+        raise ConfigError(f"--shard-from-hostname: host name {hostname!r} does not end in -<ordinal> "
+                          "(a StatefulSet's pod name); use --shard N/M elsewhere")
+    ordinal = int(match.group(1))
+    if ordinal >= count:
+        raise ConfigError(f"--shard-from-hostname: host name {hostname!r} is ordinal {ordinal}, but there are "
+                          f"only {count} shard(s) (ordinals 0-{count - 1}): set it to the StatefulSet's replicas")
+    return Shard(ordinal + 1, count)
+
+
 def parse_account_ids(values: list[str]) -> tuple[str, ...]:
     ids: list[str] = []
     for value in values:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from exporter.config import DemoSettings, Secrets, Settings
+from exporter.config import DemoSettings, Secrets, Settings, parse_listen
+from exporter.webconfig import load_web_config
 
 if TYPE_CHECKING:
     from exporter.simulator import SimulatorConfig
@@ -34,6 +35,23 @@ def demo_config(demo: DemoSettings) -> SimulatorConfig:
                            timezone=DEMO_TIMEZONE, start_at_local=DEMO_START, queue_timeouts=DEMO_QUEUE_TIMEOUTS)
 
 
+def exporter_url(settings: Settings) -> str | None:
+    """The URL a person on this machine opens for the metrics (None where --listen cannot tell: port 0)."""
+    try:
+        host, port = parse_listen(settings.listen)
+        tls = settings.web_config_file is not None and load_web_config(settings.web_config_file).tls is not None
+    except ValueError:
+        return None  # the server's start reports it
+    if port == 0:
+        return None
+    if host in (None, "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}{settings.metrics_path}"
+
+
 @contextmanager
 def demo_kazoo(settings: Settings) -> Iterator[Settings]:
     """Starts the embedded simulator on a free loopback port and points the settings at it."""
@@ -42,6 +60,11 @@ def demo_kazoo(settings: Settings) -> Iterator[Settings]:
         return
     from exporter.simulator import Simulator
 
+    url = exporter_url(settings)
+    if url:
+        # Before the simulator's own URL, so that the first address in the demo's log is the one to open.
+        log.info("demo_exporter", metrics_url=url,
+                 hint="the exporter's metrics; the simulator below stands in for Kazoo")
     demo = settings.demo
     simulator = Simulator(demo_config(demo))
     simulator.start(host="127.0.0.1", port=0)

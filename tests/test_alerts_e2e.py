@@ -81,7 +81,8 @@ def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
     assert first["annotations"]["runbook_url"].endswith("#qubicleabandonratehigh")
     assert dict(sim.queues(account))[target] in first["annotations"]["description"]
     # The summary names the account by its name (qubicle_account_info), not its 32-hex id.
-    assert first["annotations"]["summary"].endswith("(Customer 1).")
+    assert first["annotations"]["summary"] == (
+        f"Many callers abandon queue {dict(sim.queues(account))[target]} of account Customer 1.")
     paged_queues = {a["labels"].get("queue_id") for a in alerts} - {None}
     assert paged_queues == {target}, f"healthy queues {set(healthy) & paged_queues} were paged"
 
@@ -129,5 +130,6 @@ def test_callers_near_the_queue_timeout_warn_for_that_queue_only(make_simulator,
     assert near, f"no QubicleCallersNearTimeout received; got {[a['labels'] for a in alerts]}"
     # Only the queue near its timeout (the estimated wait also pages QubicleEstimatedWaitHigh on both).
     assert {a["labels"]["queue_id"] for a in near} == {short} and normal != short
-    assert near[0]["annotations"]["summary"] == f"Callers are about to time out in queue {short_name} (Customer 1)."
+    assert near[0]["annotations"]["summary"] == (
+        f"Callers are about to time out in queue {short_name} of account Customer 1.")
     assert "88%" in near[0]["annotations"]["description"] or "87.5%" in near[0]["annotations"]["description"]

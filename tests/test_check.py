@@ -90,3 +90,12 @@ def test_check_shows_account_names_queue_timeouts_and_agents_by_state(make_simul
         assert len(by_state) == 5 and sum(by_state) >= logged_in > 0
         assert cell(row, "timeout") == ("90s" if cell(row, "queue") == "Callbacks" else "600s")
     assert seen == 5 and short
+
+
+def test_the_footer_counts_in_the_singular_for_one(make_simulator, tmp_path):
+    sim = make_simulator(accounts=1, queues_per_account=1, seed=2, speed=0)
+    key = tmp_path / "key"
+    key.write_text(sim.api_key)
+    result = check("--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", sim.account_ids[0])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "1 queue in 1 configured account"

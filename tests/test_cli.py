@@ -1,5 +1,6 @@
 """Flags, QUBICLE_* environment variables and the YAML file end in one validated Settings."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -176,3 +177,18 @@ def test_readme_documents_every_flag_and_env_var():
         assert f"`{option.env}`" in table, option.env
         for alias in option.aliases:
             assert f"`{alias}`" in table, alias
+
+
+def test_help_shows_every_subcommand_that_the_architecture_names():
+    architecture = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    row = next(line for line in architecture.splitlines() if line.startswith("| `exporter/cli.py`"))
+    named = re.findall(r"`(\w+)`(?: \(default\))?(?: and|\s*\|)", row.split("subcommands", 1)[1])
+    assert set(named) == {"run", "check"}, row
+    result = run_cli("--help")
+    assert result.returncode == 0
+    usage = result.stdout.splitlines()[0]
+    for name in named:
+        assert name in re.findall(r"\w+", usage), usage
+        assert f"'{name}'" in result.stdout  # and described
+    for name in named:  # each one really is a subcommand
+        assert run_cli(name, "--version").returncode == 0

@@ -145,3 +145,31 @@ def test_demo_queues_miss_callers_as_well_as_lose_them(monkeypatch):
     assert len([q for q in short if stats[q]["missed_sessions"]]) >= 2
     assert sum(s["abandoned_sessions"] for s in stats.values()) >= 20
     assert all(stats[q]["abandoned_sessions"] for q in short)  # short timeouts still leave callers who hang up
+
+
+@pytest.mark.e2e
+def test_demo_log_shows_the_exporters_own_url_first():
+    """The person running the demo opens the first address in the log: it must be the exporter's
+    metrics, not the simulator's Crossbar."""
+    import re
+
+    with exporter_process("--demo", "--demo-speed", "0") as exporter:
+        urls = re.findall(r"https?://[^\s\"',]+", exporter.logs())
+    assert urls, exporter.logs()
+    assert urls[0] == exporter.url + "/metrics"
+    assert any(u != urls[0] for u in urls[1:])  # the simulator's own URL is still there, after it
+
+
+@pytest.mark.e2e
+def test_make_demo_takes_a_port():
+    import shutil
+    from pathlib import Path
+
+    make = shutil.which("make")
+    assert make, "make is not on PATH"
+    root = Path(__file__).resolve().parent.parent
+    dry = subprocess.run([make, "-n", "demo", "PORT=12345"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "--demo --listen 127.0.0.1:12345" in dry.stdout
+    default = subprocess.run([make, "-n", "demo"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert "--demo --listen 127.0.0.1:10147" in default.stdout

@@ -24,7 +24,9 @@ UNIT_TESTS = sorted((ALERTS / "tests").glob("*.yaml"))
 RUNBOOKS = ROOT / "docs" / "runbooks.md"
 ALERTS_DOC = ROOT / "docs" / "alerts.md"
 
-RUNBOOK_BASE = "https://github.com/qubicle-exporter/qubicle-exporter/blob/main/docs/runbooks.md#"
+# Placeholders the user replaces, each with one sed shown in docs/alerts.md.
+RUNBOOK_BASE = "https://runbooks.example.net/qubicle-exporter/runbooks.md#"
+ACCOUNT_IN_SUMMARY = "{{ $account := $labels.account_id }}"
 GRAFANA_BASE = "https://grafana.example.net"
 
 # Pinned: the dashboards use these names.
@@ -111,6 +113,8 @@ MUTATIONS = [
     ("qubicle.alerts.yml", "for: 10m", "for: 11m", "no_agents_logged_in.yaml"),
     ("qubicle.alerts.yml", "[15m]", "[10m]", "sessions_missed.yaml"),
     ("qubicle.alerts.yml", "> 120", ">= 120", "exporter.yaml"),
+    ("qubicle.alerts.yml", "queue {{ $labels.queue_name }} of account {{ $account }}.'",
+     "queue {{ $labels.queue_name }}.'", "sessions_missed.yaml"),
     # Without the override file, the overridden queues fire like the others.
     ("tests/overrides.yaml", "  - ../overrides.example.yml\n", "", "overrides.yaml"),
 ]
@@ -168,6 +172,11 @@ def test_alert_annotations(rule: dict):
     assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
     description = annotations["description"]
     if name in QUEUE_ALERTS:
+        # Queue names repeat across accounts: the summary names the account, through one
+        # assignment at its start (the one place to change to show an account's name instead).
+        summary = annotations["summary"]
+        assert summary.startswith(ACCOUNT_IN_SUMMARY) and summary.count("$account :=") == 1, summary
+        assert "{{ $account }}" in summary and "$labels.queue_name" in summary, summary
         assert "$labels.queue_name" in description and "$labels.account_id" in description
         assert "$value" in description
         assert annotations["dashboard_url"] == (
@@ -189,6 +198,60 @@ def test_every_runbook_url_has_a_section():
     for rule in alert_rules():
         anchor = rule["annotations"]["runbook_url"].rsplit("#", 1)[1]
         assert anchor in anchors, f"docs/runbooks.md has no section for #{anchor}"
+
+
+def test_the_seds_in_the_docs_replace_every_placeholder(tmp_path: Path):
+    """docs/alerts.md shows one sed per placeholder URL: run them as a user would, on a copy."""
+    seds = re.findall(r"`(sed -i '[^']+' qubicle\.alerts\.yml)`", ALERTS_DOC.read_text())
+    assert len(seds) == 2, seds
+    copy = tmp_path / "qubicle.alerts.yml"
+    shutil.copy(ALERT_RULES, copy)
+    for command in seds:
+        subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=30)
+    assert "example.net" not in copy.read_text()
+    assert run_promtool("check", "rules", copy).returncode == 0
+    before = {(r["alert"], r["labels"]["severity"]): r["annotations"] for r in alert_rules()}
+    for rule in rules_of(copy):
+        annotations = rule["annotations"]
+        original = before[rule["alert"], rule["labels"]["severity"]]
+        for key in ("runbook_url", "dashboard_url"):
+            assert annotations[key] != original[key], (rule["alert"], key)
+        # only the base changed: the anchor still names the runbook's section
+        assert annotations["runbook_url"].rsplit("#", 1)[1] == original["runbook_url"].rsplit("#", 1)[1]
+
+
+def test_readme_loads_the_rules_as_the_alerts_doc_does():
+    """The README repeats docs/alerts.md's "Loading them": the two must not drift apart."""
+    def section(text: str) -> str:
+        return text.split("### Loading them", 1)[1].split("\n### ", 1)[0]
+
+    assert section((ROOT / "README.md").read_text()) == section(ALERTS_DOC.read_text())
+    for needed in ("evaluation_interval:", "alerting:", "alertmanagers:"):
+        assert needed in section(ALERTS_DOC.read_text()), needed
+
+
+def test_the_docs_prometheus_yml_passes_promtool_check_config(tmp_path: Path):
+    """The "Loading them" example, with the rule files where it names them, is a valid config."""
+    block = ALERTS_DOC.read_text().split("### Loading them", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "/etc/prometheus/qubicle/" in block
+    for rule_file in (RULES, ALERT_RULES):
+        shutil.copy(rule_file, tmp_path)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(block.replace("/etc/prometheus/qubicle/", f"{tmp_path}/"))
+    result = run_promtool("check", "config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 2 rule files found" in result.stdout, result.stdout
+
+
+def test_the_deploy_prometheus_config_is_valid_and_evaluates_as_documented():
+    """deploy/prometheus/prometheus.yml, as it stands in the checkout, loads both rule files."""
+    deploy = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    result = run_promtool("check", "config", deploy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 2 rule files found" in result.stdout, result.stdout
+    config = yaml.safe_load(deploy.read_text())
+    assert config["global"]["evaluation_interval"] == "10s"  # docs/alerts.md says so
+    assert "`deploy/prometheus/prometheus.yml` uses 10 s" in " ".join(ALERTS_DOC.read_text().split())
 
 
 def test_runbook_sections_say_what_to_check_and_how_to_silence():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -367,3 +368,36 @@ def test_account_document_and_queue_document_styles(make_simulator):
     queue_id = strings.queues(strings.account_ids[0])[0][0]
     queue = httpx.get(f"{queues_url(strings)}/{queue_id}", headers=headers).json()["data"]
     assert queue["timeout"] == "600" and queue["ring_timeout"] == "20"
+
+
+def test_help_describes_every_flag_and_the_user_login_it_documents_works(tmp_path):
+    from exporter.simulator.cli import build_parser
+
+    for action in build_parser()._actions:
+        assert action.help and action.help.strip(), f"{action.option_strings} has no help"
+    help_text = subprocess.run([sys.executable, "-m", "exporter.simulator", "--help"], capture_output=True,
+                               text=True, cwd=ROOT, timeout=30).stdout
+    # The user login as --help states it, then used as a newcomer would: with `check`.
+    found = re.search(r"user name '([^']+)', password '([^']+)'\s+and account name '([^']+)'", help_text)
+    assert found, help_text
+    username, password, account_name = found.groups()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert f"user name `{username}`, password `{password}`, account name `{account_name}`" in readme
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{port}",
+                             "--accounts", "1", "--queues", "2", "--seed", "3", "--speed", "0"],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        lines = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(4))  # type: ignore[union-attr]
+        password_file = tmp_path / "password"
+        password_file.write_text(password)
+        check = subprocess.run([sys.executable, "-m", "exporter", "check", "--kazoo-url", lines["url"],
+                                "--username", username, "--password-file", str(password_file),
+                                "--account-name", account_name, "--account-id", lines["account_ids"]],
+                               capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert check.returncode == 0, check.stderr
+        assert check.stdout.splitlines()[-1] == "2 queues in 1 configured account"
+        assert password not in check.stdout + check.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
