@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as dash
-from grafana_foundation_sdk.builders import prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders.common import (
     GraphThresholdsStyleConfig,
     ReduceDataOptions,
+    StackingConfig,
     VizLegendOptions,
 )
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -36,6 +37,7 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableRefresh,
     VariableSort,
 )
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,14 +45,28 @@ HERE = Path(__file__).resolve().parent
 ESTIMATED_WAIT_WARNING, ESTIMATED_WAIT_CRITICAL = 120, 300
 ABANDON_RATIO_WARNING, ABANDON_RATIO_CRITICAL = 0.10, 0.25
 DATA_STALE_SECONDS = 120  # QubicleDataStale (alerts/qubicle.alerts.yml)
+TIMEOUT_SHARE_WARNING = 0.8  # QubicleCallersNearTimeout (qubicle:timeout_share_threshold:warning)
+# Agents' states in the exporter's order (exporter/figures.py AGENT_STATES) and how boards name them.
+AGENT_STATES = (("ready", "Ready"), ("ringing", "Ringing"), ("on_call", "On a call"), ("wrapup", "Wrap-up"),
+                ("away", "Away"))
 
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 QUEUE = 'job=~"$job", account_id=~"$account", queue_id=~"$queue"'
 ONE_QUEUE = 'job=~"$job", account_id=~"$account", queue_id="$queue"'
 ACCOUNT = 'job=~"$job", account_id=~"$account"'
 
-# query_result() lines read `{account_id="…", queue_id="…", queue_name="…"} 1 <time>` (labels sorted).
-QUEUE_VARIABLE_REGEX = '/queue_id="(?<value>[^"]*)".*queue_name="(?<text>[^"]*)"/'
+# query_result() lines read `{account_id="…", account_name="…", display="Acme / Sales", queue_id="…",
+# queue_name="…"} 1 <time>` (labels sorted): the text is "account / queue", the value the queue id.
+QUEUE_VARIABLE_REGEX = '/display="(?<text>[^"]*)".*queue_id="(?<value>[^"]*)"/'
+# Every queue once, with its account's name where qubicle_account_info gives it, else its id.
+QUEUE_VARIABLE_QUERY = (
+    'label_join(max by (account_id, queue_id, queue_name) (qubicle_queue_info{%(a)s})'
+    ' * on (account_id) group_left (account_name) max by (account_id, account_name) (qubicle_account_info{%(a)s}),'
+    ' "display", " / ", "account_name", "queue_name")'
+    ' or on (account_id, queue_id) '
+    'label_join(max by (account_id, queue_id, queue_name) (qubicle_queue_info{%(a)s}),'
+    ' "display", " / ", "account_id", "queue_name")'
+)
 
 GREEN, AMBER, RED, NEUTRAL = "green", "orange", "red", "blue"
 TAGS = ["qubicle", "kazoo", "call-center"]
@@ -108,8 +124,7 @@ def variables(board: dash.Dashboard, *, queue: bool) -> dash.Dashboard:
         board = board.with_variable(
             dash.QueryVariable("queue").label("Queue").datasource(DS)
             # max by: one line per queue even when two replicas export it.
-            .query({"query": f"query_result(max by (account_id, queue_id, queue_name) "
-                             f"(qubicle_queue_info{{{ACCOUNT}}}))", "refId": "queue"})
+            .query({"query": f"query_result({QUEUE_VARIABLE_QUERY % {'a': ACCOUNT}})", "refId": "queue"})
             .regex(QUEUE_VARIABLE_REGEX)
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_CASE_INSENSITIVE_ASC)
             .multi(True).include_all(True).all_value(".+")
@@ -131,8 +146,27 @@ def big_stat(title: str, expr: str, unit: str, steps: tuple[tuple[float | None, 
     )
 
 
+def agents_by_state() -> stat.Panel:
+    """One stat per state, side by side: the queue's logged-in agents (ready elsewhere but away here is away)."""
+    panel = (
+        stat.Panel().title("Agents by state").datasource(DS)
+        .description("Logged-in agents of this queue by state (qubicle_queue_agents). No colour: no alert.")
+        .unit("none").decimals(0).thresholds(thresholds((None, NEUTRAL)))
+        .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME).justify_mode(common.BigValueJustifyMode.CENTER)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .no_value("–").height(WALLBOARD_PANEL_HEIGHT).span(24 - 2 * WIDE)
+    )
+    for ref, (state, name) in zip("ABCDE", AGENT_STATES, strict=True):
+        panel = panel.with_target(query(one_queue(f'qubicle_queue_agents{{{ONE_QUEUE}, state="{state}"}}'),
+                                        name, ref, instant=True))
+    return panel
+
+
 def one_queue(metric: str) -> str:
     # max, not sum: two exporter replicas (or two jobs) scraping one queue must not double it.
+    if "{" in metric:  # already selected
+        return f"max({metric})"
     return f"max({metric}{{{ONE_QUEUE}}})"
 
 
@@ -176,6 +210,19 @@ def wallboard() -> dict[str, Any]:
             "the thresholds of QubicleAbandonRateHigh (which looks at the last 30 minutes).",
             decimals=1,
         ))
+        # Second line: the queue's agents by state, its timeout, and how near its callers are to it.
+        .with_panel(agents_by_state())
+        .with_panel(big_stat("Timeout", one_queue("qubicle_queue_timeout_seconds"), WAIT_UNIT, ((None, NEUTRAL),),
+                             "The queue's timeout, from its settings: a caller waiting this long is dropped as "
+                             "missed.", width=WIDE))
+        .with_panel(big_stat(
+            "Wait / timeout",
+            f"max((qubicle_queue_longest_wait_seconds{{{ONE_QUEUE}}} or qubicle_queue_estimated_wait_seconds"
+            f"{{{ONE_QUEUE}}}) / (qubicle_queue_timeout_seconds{{{ONE_QUEUE}}} > 0))",
+            "percentunit", ((None, GREEN), (TIMEOUT_SHARE_WARNING, AMBER), (1, RED)),
+            f"The longest wait (the estimated wait where Kazoo does not send the longest) as a share of the "
+            f"queue's timeout. Amber from {TIMEOUT_SHARE_WARNING:.0%}: QubicleCallersNearTimeout; red at 100 %: "
+            "callers are being missed.", width=WIDE))
     )
     board = (
         dash.Dashboard("Qubicle wallboard").uid("qubicle-wallboard").tags(TAGS)
@@ -272,6 +319,74 @@ def queues_dashboard() -> dict[str, Any]:
         .with_panel(graph("Agent availability (ready / logged in)", "percentunit",
                           query(per_queue("max", f"queue:qubicle_queue_available_recipients:ratio{{{QUEUE}}}"),
                                 LEGEND), width=24))
+    )
+    board = board.with_row(
+        row("Agents by state and the queue's timeout")
+        .with_panel(graph("Agents by state", "short",
+                          *(query(per_queue("max", f'qubicle_queue_agents{{{QUEUE}, state="{state}"}}'),
+                                  f"{name}: " + LEGEND, ref)
+                            for ref, (state, name) in zip("ABCDE", AGENT_STATES, strict=True)),
+                          description="Logged-in agents of each queue by state (qubicle_queue_agents); an agent "
+                                      "ready elsewhere but away for a queue counts as away there.")
+                    .stacking(StackingConfig().mode(common.StackingMode.NORMAL)))
+        .with_panel(graph("Wait against the queue's timeout", "percentunit",
+                          query(per_queue("max", f"queue:qubicle_queue_wait_timeout:ratio{{{QUEUE}}}"), LEGEND),
+                          steps=((None, "transparent"), (TIMEOUT_SHARE_WARNING, AMBER), (1, RED)),
+                          description="The longest wait (else the estimated wait) / the queue's timeout. "
+                                      "QubicleCallersNearTimeout warns from 80 % for 1 minute; at 100 % callers "
+                                      "are dropped as missed."))
+    )
+    return finish(board)
+
+
+# ---- agents (supervisors; the opt-in --agent-metrics series) -----------------------------------------
+
+AGENT_NAMES = f"max by (account_id, agent_id, agent_name) (qubicle_agent_state{{{ACCOUNT}}})"
+
+
+def named(expr: str) -> str:
+    """A per-agent figure with the agent's name (qubicle_agent_state carries it)."""
+    return f"max by (account_id, agent_id) ({expr}) * on (account_id, agent_id) group_left (agent_name) {AGENT_NAMES}"
+
+
+def agents_dashboard() -> dict[str, Any]:
+    board = (
+        dash.Dashboard("Qubicle agents").uid("qubicle-agents").tags(TAGS)
+        .description("Agents for supervisors: who is in which state, calls and missed calls per agent "
+                     "(needs the exporter's --agent-metrics), and agents by state per account.")
+        .refresh("30s").time("now-6h", "now").timezone("browser").editable()
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+    )
+    board = links(variables(board, queue=False))
+    now = (
+        table.Panel().title("Agents now").datasource(DS)
+        .description("Every agent of the selected accounts and its state now (qubicle_agent_state == 1). "
+                     "Agents not logged in are not listed.")
+        .with_target(query(f"max by (account_id, agent_id, agent_name, state) (qubicle_agent_state{{{ACCOUNT}}}) == 1",
+                           instant=True).format(PromQueryFormat.TABLE))
+        .unit("none").height(10).span(12)
+    )
+    board = board.with_row(
+        row("Agents")
+        .with_panel(now)
+        .with_panel(graph("Agents by state, per account", "short",
+                          *(query(f'max by (account_id, state) (qubicle_agents{{{ACCOUNT}, state="{state}"}})',
+                                  f"{name}: {{{{account_id}}}}", ref)
+                            for ref, (state, name) in zip("ABCDE", AGENT_STATES, strict=True)),
+                          description="Distinct logged-in agents of each account by state (qubicle_agents).")
+                    .stacking(StackingConfig().mode(common.StackingMode.NORMAL)).height(10))
+    )
+    board = board.with_row(
+        row("Per agent")
+        .with_panel(graph("Calls handled per hour", "short",
+                          query(named(f"rate(qubicle_agent_calls_total{{{ACCOUNT}}}[$__rate_interval])") + " * 3600",
+                                "{{agent_name}}"), width=8))
+        .with_panel(graph("Calls missed per hour (offered, not taken)", "short",
+                          query(named(f"rate(qubicle_agent_missed_calls_total{{{ACCOUNT}}}[$__rate_interval])")
+                                + " * 3600", "{{agent_name}}"), width=8))
+        .with_panel(graph("Average call time (this login)", "s",
+                          query(named(f"qubicle_agent_average_call_seconds{{{ACCOUNT}}}"), "{{agent_name}}"),
+                          width=8))
     )
     return finish(board)
 
@@ -386,6 +501,7 @@ DASHBOARDS = {
     "qubicle-wallboard.json": wallboard,
     "qubicle-queues.json": queues_dashboard,
     "qubicle-exporter.json": exporter_dashboard,
+    "qubicle-agents.json": agents_dashboard,
 }
 
 

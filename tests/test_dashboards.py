@@ -26,7 +26,7 @@ import generate
 
 DASHBOARD_DIR = ROOT / "dashboards"
 DASHBOARDS = sorted(DASHBOARD_DIR.glob("*.json"))
-UIDS = {"qubicle-wallboard", "qubicle-queues", "qubicle-exporter"}
+UIDS = {"qubicle-wallboard", "qubicle-queues", "qubicle-exporter", "qubicle-agents"}
 RULES = ROOT / "alerts" / "qubicle.rules.yml"
 ALERTS = ROOT / "alerts" / "qubicle.alerts.yml"
 
@@ -108,6 +108,9 @@ def collector_metric_names() -> set[str]:
     from exporter import figures
 
     names = {f.metric for f in figures.FIGURES} | {f.counter for f in figures.COUNTED if f.counter}
+    names |= {s.metric for s in figures.SETTINGS} | {metric for _, metric, _ in figures.AGENT_COUNTERS}
+    names |= {figures.ACCOUNT_INFO, figures.ACCOUNT_AGENTS, figures.QUEUE_AGENTS, figures.AGENT_STATE,
+              figures.AGENT_AVERAGE_CALL}
     return names | {name for name, _ in figures.ACCOUNT_METRICS} | {figures.QUEUE_INFO}
 
 
@@ -223,12 +226,16 @@ def grafana_regex(js: str) -> re.Pattern[str]:
     return re.compile(js[1:-1].replace("(?<", "(?P<"))
 
 
-def test_queue_variable_takes_the_id_as_value_and_the_name_as_text():
+def test_queue_variable_takes_the_id_as_value_and_account_slash_queue_as_text():
     queue = next(v for v in load(DASHBOARD_DIR / "qubicle-queues.json")["templating"]["list"] if v["name"] == "queue")
     # A line as Grafana's query_result() writes it: the metric, its labels sorted, value, time.
-    line = '{account_id="acc1", queue_id="5e6f7081", queue_name="Sales \\u00e9 2"} 1 1700000000000'
+    line = ('{account_id="acc1", account_name="Acme", display="Acme / Sales \\u00e9 2", queue_id="5e6f7081", '
+            'queue_name="Sales \\u00e9 2"} 1 1700000000000')
     match = grafana_regex(queue["regex"]).search(line)
-    assert match and match.group("value") == "5e6f7081" and match.group("text") == "Sales \\u00e9 2"
+    assert match and match.group("value") == "5e6f7081" and match.group("text") == "Acme / Sales \\u00e9 2"
+    # The name comes from qubicle_account_info; a queue whose account has none keeps its id as the name.
+    expr = queue["query"]["query"]
+    assert "qubicle_account_info" in expr and "or on (account_id, queue_id)" in expr
 
 
 # ---- PromQL ------------------------------------------------------------------------------------------
@@ -367,8 +374,10 @@ def test_wallboard_repeats_one_short_row_per_queue():
     assert {p["type"] for p in stats} == {"stat"}, "big numbers only, no graphs"
     assert all(p["targets"][0]["instant"] for p in stats)
     assert all('queue_id="$queue"' in p["targets"][0]["expr"] for p in stats), "each row shows its own queue"
-    # One queue = the row header + one line of stats, at most 4 grid units high.
-    assert 1 + max(p["gridPos"]["h"] for p in stats) <= 4 and len({p["gridPos"]["y"] for p in stats}) == 1
+    # One queue = the row header + two lines of stats (figures; agents by state and the timeout),
+    # at most 7 grid units high.
+    lines = sorted({p["gridPos"]["y"] for p in stats})
+    assert 1 + 2 * max(p["gridPos"]["h"] for p in stats) <= 7 and len(lines) == 2
     assert board["refresh"] in ("5s", "10s")
     assert {"callers", "ready", "logged", "wait", "calls", "missed", "abandoned"} <= {
         w for p in stats for w in p["title"].lower().replace(".", "").split()}
@@ -379,7 +388,14 @@ def test_wallboard_repeats_one_short_row_per_queue():
             "qubicle_queue_estimated_wait_seconds", "qubicle_queue_average_wait_seconds",
             "qubicle_queue_daily_sessions", "qubicle_queue_daily_missed_sessions",
             "qubicle_queue_daily_abandoned_sessions"} <= shown
-    assert sum(p["gridPos"]["w"] for p in stats) == 24, "one line of stats per queue"
+    for y in lines:
+        assert sum(p["gridPos"]["w"] for p in stats if p["gridPos"]["y"] == y) == 24, "full lines of stats"
+    agents = panel_titled(board, "Agents by state")
+    assert [t["legendFormat"] for t in agents["targets"]] == ["Ready", "Ringing", "On a call", "Wrap-up", "Away"]
+    assert all("qubicle_queue_agents" in t["expr"] and t["instant"] for t in agents["targets"])
+    assert steps(panel_titled(board, "Wait / timeout")) == [
+        (None, generate.GREEN), (recorded_constant("qubicle:timeout_share_threshold:warning"), generate.AMBER),
+        (1, generate.RED)]
 
 
 def test_wallboard_waits_read_to_the_second():
@@ -406,3 +422,17 @@ def test_provisioning_points_at_a_prometheus_and_the_dashboards():
     source = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     (ds,) = source["datasources"]
     assert source["apiVersion"] == 1 and ds["type"] == "prometheus" and ds["url"].startswith("http")
+
+
+def test_agents_dashboard_uses_the_opt_in_series_and_names_agents():
+    board = load(DASHBOARD_DIR / "qubicle-agents.json")
+    shown = set().union(*(metric_names(e) for e in expressions(board)))
+    assert {"qubicle_agent_state", "qubicle_agent_calls_total", "qubicle_agent_missed_calls_total",
+            "qubicle_agent_average_call_seconds", "qubicle_agents"} <= shown
+    now = panel_titled(board, "Agents now")
+    assert now["type"] == "table" and now["targets"][0]["format"] == "table" and now["targets"][0]["expr"].endswith(
+        "== 1")
+    for title in ("Calls handled per hour", "Calls missed per hour (offered, not taken)",
+                  "Average call time (this login)"):
+        target = panel_titled(board, title)["targets"][0]
+        assert "group_left (agent_name)" in target["expr"] and target["legendFormat"] == "{{agent_name}}"

@@ -68,7 +68,7 @@ def test_every_panel_query_returns_data():
     # --demo-speed 3000, not 60: the simulator starts at the real time of day, and at 60x a night
     # hour has no agent logged in and almost no calls for the whole minute this test may wait. At
     # 3000x a simulated day passes in under 30 s, so shifts and calls happen whatever the hour.
-    args = ("--demo", "--interval", "1", "--demo-speed", "3000",
+    args = ("--demo", "--interval", "1", "--demo-speed", "3000", "--agent-metrics",
             "--demo-accounts", str(DEMO_ACCOUNTS), "--demo-queues", str(DEMO_QUEUES))
     with exporter_process(*args) as exporter:
         config = {
@@ -80,7 +80,7 @@ def test_every_panel_query_returns_data():
             started = time.monotonic()
             prom.wait_for("qubicle_queue_info", lambda r: len(r) == DEMO_ACCOUNTS * DEMO_QUEUES, timeout=DEADLINE)
             boards = {uid: json.loads((ROOT / "dashboards" / f"{uid}.json").read_text())
-                      for uid in ("qubicle-wallboard", "qubicle-queues", "qubicle-exporter")}
+                      for uid in ("qubicle-wallboard", "qubicle-queues", "qubicle-exporter", "qubicle-agents")}
 
             # The variables, evaluated in order, each with the values of those before it ("All" selected).
             values = {"$__rate_interval": "4s", "$__interval": "1s", "$__range": "1h"}
@@ -96,8 +96,11 @@ def test_every_panel_query_returns_data():
             assert values["$job"] == "qubicle"
             assert len(values["$account"].split("|")) == DEMO_ACCOUNTS
             assert len(queues) == DEMO_ACCOUNTS * DEMO_QUEUES
-            info = {s["metric"]["queue_id"]: s["metric"]["queue_name"] for s in prom.query("qubicle_queue_info")}
-            assert dict(queues) == info, "queue variable: value = queue_id, text = queue_name"
+            names = {s["metric"]["account_id"]: s["metric"]["account_name"] for s in prom.query("qubicle_account_info")}
+            info = {s["metric"]["queue_id"]: f'{names[s["metric"]["account_id"]]} / {s["metric"]["queue_name"]}'
+                    for s in prom.query("qubicle_queue_info")}
+            assert sorted(set(names.values())) == ["Customer 1", "Customer 2"]
+            assert dict(queues) == info, "queue variable: value = queue_id, text = account name / queue_name"
 
             pending: dict[str, str] = {}
             for uid, board in boards.items():
