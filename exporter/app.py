@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import html
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -23,7 +21,7 @@ from exporter.config import DemoSettings, Secrets, Settings
 from exporter.exposition import Exposition
 from exporter.kazoo import ClientSettings, Credentials, KazooClient
 from exporter.poller import Poller
-from exporter.web import WebHandlers, WebServer
+from exporter.web import WebHandlers, WebServer, landing_page
 
 if TYPE_CHECKING:
     from exporter.simulator import SimulatorConfig
@@ -97,27 +95,6 @@ def demo_kazoo(settings: Settings) -> Iterator[Settings]:
         simulator.stop()
 
 
-def landing_page(settings: Settings, poller: Poller) -> str:
-    snapshot = poller.snapshot
-    rows = "".join(
-        f"<tr><td>{html.escape(a.account_id)}</td><td>{'up' if a.up else 'down: ' + html.escape(a.error or '')}</td>"
-        f"<td>{a.queue_count if a.queue_count is not None else '-'}</td>"
-        f"<td>{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(a.last_success)) if a.last_success else 'never'}"
-        "</td></tr>"
-        for a in sorted(snapshot.accounts.values(), key=lambda a: a.account_id)
-    )
-    path = html.escape(settings.metrics_path)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>qubicle-exporter</title></head><body>"
-        f"<h1>qubicle-exporter {html.escape(__version__)}</h1>"
-        f"<p>Polling {html.escape(settings.kazoo_url or '')} every {settings.interval:g}s"
-        f"{' (demo simulator)' if settings.demo.enabled else ''}.</p>"
-        f"<p><a href='{path}'>Metrics</a> · <a href='/-/healthy'>Health</a> · <a href='/-/ready'>Ready</a></p>"
-        "<table border='1' cellpadding='4'><tr><th>account</th><th>last poll</th><th>queues</th>"
-        f"<th>last success</th></tr>{rows}</table></body></html>"
-    )
-
-
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     metrics = selfmetrics.create()
     client = KazooClient(
@@ -132,7 +109,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
     handlers = WebHandlers(
         metrics=exposition.render,
-        landing=lambda: landing_page(settings, poller),
+        landing=lambda: landing_page(settings, poller.snapshot),
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,
     )

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from exporter.exposition import Exposition
 from exporter.web import WebHandlers, WebServer
-from exporter.webconfig import BasicAuth, WebConfigError, load_web_config, parse_web_config
+from exporter.web import BasicAuth, WebConfigError, load_web_config, parse_web_config
 from helpers_prometheus import prometheus
 
 PASSWORD = "scrape-secret"

@@ -29,7 +29,9 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.webconfig import BasicAuth, RateLimiter, WebConfig, load_web_config
+from exporter.web.auth import BasicAuth
+from exporter.web.config import WebConfig, load_web_config
+from exporter.web.ratelimit import RateLimiter
 
 _RENDER_THREADS = 4  # concurrent first scrapes of one format wait on one render anyway
 _LISTEN = re.compile(r"(?:\[([0-9A-Fa-f:.%a-z]+)\]|([A-Za-z0-9._-]*)):(\d{1,5})")
