@@ -15,5 +15,5 @@ from exporter.web.server import WebHandlers, WebServer, create_app, parse_listen
 
 __all__ = [
     "BasicAuth", "RateLimiter", "TLSConfig", "WebConfig", "WebConfigError", "WebHandlers", "WebServer",
-    "create_app", "landing_page", "load_web_config", "parse_web_config", "parse_listen",
+    "create_app", "landing_page", "load_web_config", "parse_listen", "parse_web_config",
 ]
