@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from exporter import yamlsafe
 from exporter.web.auth import BasicAuth
 
 _TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
@@ -344,7 +345,9 @@ def load_web_config(path: str) -> WebConfig:
     except UnicodeDecodeError:
         raise WebConfigError(f"--web.config.file: {path} is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)
+    except yamlsafe.AliasError as exc:
+        raise WebConfigError(f"--web.config.file: {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
