@@ -249,7 +249,8 @@ def test_verdicts_are_cached_and_the_cache_is_bounded():
     assert not auth.check(basic("prometheus", "a")) and auth.cached(basic("prometheus", "a")) is False
     auth.check(basic("prometheus", "b"))
     auth.check(basic("prometheus", "c"))
-    assert auth.cached(good) is None  # evicted: the cache holds two verdicts
+    assert auth.cached(basic("prometheus", "a")) is None  # evicted: the failures' cache holds two
+    assert auth.cached(good) is True  # failures never evict a success
     assert auth.cached(None) is False
 
 

@@ -13,8 +13,9 @@ Keeping the event loop free: the loop also runs the poller, so nothing long runs
   dedicated pool (not the loop's default executor) keeps a burst of scrapes from taking every
   default worker, and its threads end with the server.
 - bcrypt (~70 ms at cost 10) runs in a one-thread pool, only for credentials not yet cached;
-  cached verdicts are decided on the loop in microseconds, so a flood of wrong passwords queues
-  behind itself and never delays a scrape whose credentials are already known.
+  cached verdicts are decided on the loop in microseconds, so a flood of wrong passwords never
+  delays a scrape whose credentials are already known. Checks not yet cached pass auth.BcryptGate:
+  configured users first, a few places per client address, 429 beyond (see auth.py).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from exporter.web.auth import BasicAuth
+from exporter.web.auth import BasicAuth, BcryptGate
 from exporter.web.config import WebConfig, load_web_config
 from exporter.web.ratelimit import RateLimiter
 
@@ -107,13 +108,17 @@ def create_app(handlers: WebHandlers, *, metrics_path: str = "/metrics", auth: B
         middlewares.append(rate_limit)
 
     if auth is not None:
+        gate = BcryptGate()
 
         @web.middleware
         async def basic_auth(request: web.Request, handler: _Handler) -> web.StreamResponse:
             header = request.headers.get("Authorization")
             ok = auth.cached(header)
             if ok is None:
-                ok = await asyncio.get_running_loop().run_in_executor(auth_pool, auth.check, header)
+                ok = await gate.run(request.remote or "", auth.known_user(header), lambda: auth.check(header),
+                                    auth_pool)
+            if ok is None:  # too many checks waiting: refused without spending a bcrypt
+                return web.Response(status=429, text="Too Many Requests\n", headers={"Retry-After": "1"})
             if not ok:
                 return web.Response(status=401, text="Unauthorized\n",
                                     headers={"WWW-Authenticate": 'Basic realm="qubicle-exporter", charset="UTF-8"'})
