@@ -26,6 +26,7 @@ from concurrent.futures import Executor
 
 import bcrypt
 
+
 class BasicAuth:
     """Checks `Authorization: Basic` headers against bcrypt hashes, as the exporter-toolkit does.
 
