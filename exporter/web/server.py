@@ -32,6 +32,7 @@ from aiohttp import web
 
 from exporter.web.auth import BasicAuth, BcryptGate
 from exporter.web.config import WebConfig, load_web_config
+from exporter.web.connections import HEADER_TIMEOUT, AcceptErrorLog, ConnectionGuard
 from exporter.web.ratelimit import RateLimiter
 
 _RENDER_THREADS = 4  # concurrent first scrapes of one format wait on one render anyway
@@ -80,11 +81,13 @@ def _san_matches(peercert: Mapping[str, Any] | None, allowed: Sequence[str]) -> 
 
 def create_app(handlers: WebHandlers, *, metrics_path: str = "/metrics", auth: BasicAuth | None = None,
                headers: Mapping[str, str] | None = None, rate_limiter: RateLimiter | None = None,
-               client_allowed_sans: Sequence[str] = ()) -> web.Application:
+               client_allowed_sans: Sequence[str] = (), guard: ConnectionGuard | None = None) -> web.Application:
     """The aiohttp application. Its thread pools shut down with it (AppRunner.cleanup)."""
     render_pool = ThreadPoolExecutor(_RENDER_THREADS, thread_name_prefix="metrics-render")
     auth_pool = ThreadPoolExecutor(1, thread_name_prefix="basic-auth") if auth is not None else None
     middlewares = []
+    if guard is not None:
+        middlewares.append(guard.middleware)  # outermost: every answer, refusals included, ends a header wait
 
     if client_allowed_sans:
 
@@ -169,36 +172,54 @@ def create_app(handlers: WebHandlers, *, metrics_path: str = "/metrics", auth: B
 class WebServer:
     """The HTTP(S) server on the current asyncio loop."""
 
-    def __init__(self, runner: web.AppRunner, bound: list[tuple[str, int]]) -> None:
+    def __init__(self, runner: web.AppRunner, listener: asyncio.Server, guard: ConnectionGuard,
+                 accept_errors: AcceptErrorLog) -> None:
         self._runner = runner
-        self.bound = bound
+        self._listener = listener
+        self._accept_errors = accept_errors
+        self.guard = guard
+        self.bound = [(str(s.getsockname()[0]), int(s.getsockname()[1])) for s in listener.sockets]
 
     def __repr__(self) -> str:
         return f"WebServer(bound={self.bound})"
 
     @classmethod
     async def start(cls, handlers: WebHandlers, listen: str, web_config_file: str | None = None,
-                    *, metrics_path: str = "/metrics") -> WebServer:
+                    *, metrics_path: str = "/metrics", header_timeout: float = HEADER_TIMEOUT,
+                    max_connections: int | None = None) -> WebServer:
         """Listens on `listen` (port 0: a free port; see `bound`). A bad listen address or web
-        config raises ValueError (WebConfigError) with one line; a port in use raises OSError."""
+        config raises ValueError (WebConfigError) with one line; a port in use raises OSError.
+        max_connections None: from the open-files limit (connections.default_max_connections)."""
         if not metrics_path.startswith("/"):
             raise ValueError(f"--web.telemetry-path: must start with '/', got {metrics_path!r}")
         host, port = parse_listen(listen)
         config = load_web_config(web_config_file) if web_config_file else WebConfig()
         limiter = RateLimiter(*config.rate_limit) if config.rate_limit else None
+        guard = ConnectionGuard(header_timeout, max_connections)
         app = create_app(handlers, metrics_path=metrics_path, auth=config.basic_auth, headers=config.headers,
-                         rate_limiter=limiter, client_allowed_sans=config.tls.client_allowed_sans if config.tls else ())
+                         rate_limiter=limiter, client_allowed_sans=config.tls.client_allowed_sans if config.tls else (),
+                         guard=guard)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        site = web.TCPSite(runner, host=host, port=port, ssl_context=config.ssl_context(), reuse_address=True)
+        assert runner.server is not None
+        ssl_context = config.ssl_context()
+        loop = asyncio.get_running_loop()
+        accept_errors = AcceptErrorLog(loop, on_exhausted=guard.shed)
         try:
-            await site.start()
+            # Not web.TCPSite: each connection's protocol is wrapped by the guard (connections.py).
+            # The same listening options as TCPSite, plus a TLS handshake bounded like the headers.
+            listener = await loop.create_server(
+                guard.protocol_factory(runner.server), host=host, port=port, ssl=ssl_context, backlog=128,
+                reuse_address=True, ssl_handshake_timeout=header_timeout if ssl_context else None,
+            )
         except BaseException:
             await runner.cleanup()
             raise
-        bound = [(str(a[0]), int(a[1])) for a in runner.addresses]
-        return cls(runner, bound)
+        accept_errors.install()
+        return cls(runner, listener, guard, accept_errors)
 
     async def stop(self) -> None:
         """Stops listening and closes connections; in-flight requests get at most 0.5 s."""
+        self._listener.close()
         await self._runner.cleanup()
+        self._accept_errors.uninstall()
