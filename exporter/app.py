@@ -95,7 +95,8 @@ def demo_kazoo(settings: Settings) -> Iterator[Settings]:
         simulator.stop()
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event | None = None) -> None:
+    """Runs until `stop` is set; each time `reload` is set (SIGHUP) the web config is read again."""
     metrics = selfmetrics.create()
     client = KazooClient(
         client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
@@ -117,6 +118,15 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
                                    metrics_path=settings.metrics_path)
     log.info("listening", addresses=[f"{h}:{p}" for h, p in server.bound], metrics_path=settings.metrics_path)
 
+    async def reload_web_config() -> None:
+        assert reload is not None
+        while True:
+            await reload.wait()
+            reload.clear()
+            await server.reload()  # logs its outcome; never raises
+
+    reloader = asyncio.create_task(reload_web_config()) if reload is not None else None
+
     polls: set[asyncio.Task[object]] = set()
 
     async def poll_job() -> None:
@@ -125,6 +135,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             polls.add(task)
         try:
             await poller.poll()
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+            # Cancelled by the stop below (SIGTERM during a slow poll): an expected end, not a
+            # job failure for APScheduler to log with a traceback.
+            log.info("poll_cancelled", reason="stopping")
         finally:
             polls.discard(task)  # type: ignore[arg-type]
 
@@ -139,6 +155,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         log.info("stopping")
+        if reloader is not None:
+            reloader.cancel()
         scheduler.shutdown(wait=False)
         for task in list(polls):
             task.cancel()  # a poll stuck on a slow Kazoo must not delay SIGTERM
@@ -182,11 +200,14 @@ def run(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # SIGHUP reloads the web config, as in the Go exporters; it never ends the process.
+        reload = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
         with demo_kazoo(settings) as effective:
             if effective is not settings:
                 for secret in (effective.secrets.api_key,):
                     logs.REDACTOR.add(secret)
-            await serve(effective, stop)
+            await serve(effective, stop, reload)
 
     tune_gc()
     try:

@@ -52,6 +52,10 @@ class BasicAuth:
     def __repr__(self) -> str:
         return f"BasicAuth(users={sorted(u.decode() for u in self._users)})"
 
+    @property
+    def user_count(self) -> int:
+        return len(self._users)
+
     @staticmethod
     def _credentials(header: str | None) -> tuple[bytes, bytes] | None:
         if not header:

@@ -23,7 +23,9 @@ key is refused rather than silently ignored:
   verification; the toolkit's docs call them insecure): use RequireAndVerifyClientCert.
 - curve_preferences: Python's ssl sets no curve list.
 - http_server_config.http2 is accepted and has no effect: this server speaks HTTP/1.1.
-Unlike the toolkit, the file is read once at start (restart to rotate certificates).
+As with the Go exporters, SIGHUP reads the file again (server.WebServer.reload): certificates and
+keys, users, headers and rate limit take effect for new connections; other tls_server_config
+changes, and turning TLS on or off, need a restart and are refused with a log line.
 Basic auth's checking lives in auth.py, the rate limiter in ratelimit.py.
 """
 
@@ -127,13 +129,7 @@ class WebConfig:
                 context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
         except (ValueError, ssl.SSLError) as exc:
             raise WebConfigError(f"tls_server_config: {exc}") from None
-        try:
-            with _pem_path(tls.cert_file, tls.cert) as cert, _pem_path(tls.key_file, tls.key) as key:
-                context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as exc:
-            sources = ", ".join(str(p) if p else "inline" for p in (tls.cert_file, tls.key_file))
-            raise WebConfigError(f"tls_server_config: cannot load certificate or key ({sources}): "
-                                 f"{_reason(exc)}") from None
+        self.load_certificate(context)
         try:
             if tls.client_ca_file is not None:
                 context.load_verify_locations(cafile=str(tls.client_ca_file))
@@ -144,6 +140,20 @@ class WebConfig:
                                  f"{_reason(exc)}") from None
         context.verify_mode = tls.client_auth
         return context
+
+
+    def load_certificate(self, context: ssl.SSLContext) -> None:
+        """Loads the certificate chain and key into `context`, replacing any it had: new
+        handshakes use them (SIGHUP's certificate rotation), connections already open keep theirs."""
+        tls = self.tls
+        assert tls is not None
+        try:
+            with _pem_path(tls.cert_file, tls.cert) as cert, _pem_path(tls.key_file, tls.key) as key:
+                context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            sources = ", ".join(str(p) if p else "inline" for p in (tls.cert_file, tls.key_file))
+            raise WebConfigError(f"tls_server_config: cannot load certificate or key ({sources}): "
+                                 f"{_reason(exc)}") from None
 
 
 def _reason(exc: OSError) -> str:
