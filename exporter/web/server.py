@@ -16,6 +16,11 @@ Keeping the event loop free: the loop also runs the poller, so nothing long runs
   cached verdicts are decided on the loop in microseconds, so a flood of wrong passwords never
   delays a scrape whose credentials are already known. Checks not yet cached pass auth.BcryptGate:
   configured users first, a few places per client address, 429 beyond (see auth.py).
+
+Hostile connections (slow headers, too many sockets, descriptors running out) are handled below
+the application, per connection, by connections.ConnectionGuard: the listener is made here with
+loop.create_server so that each connection's protocol can be wrapped. WebServer.reload (SIGHUP)
+re-reads the web config into the app's LiveConfig and the listening SSLContext.
 """
 
 from __future__ import annotations
