@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import html
 import signal
-import time
 from collections.abc import Iterator
 
 import structlog
@@ -20,33 +18,13 @@ from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.render import LabelCache, render
 from exporter.snapshot import Snapshot
-from exporter.web import WebHandlers, WebServer
+from exporter.web import WebHandlers, WebServer, landing_page
 
 log = structlog.get_logger("qubicle")
 
 
-def landing_page(settings: Settings, poller: Poller) -> str:
-    snapshot = poller.snapshot
-    rows = "".join(
-        f"<tr><td>{html.escape(a.account_id)}</td><td>{'up' if a.up else 'down: ' + html.escape(a.error or '')}</td>"
-        f"<td>{a.queue_count if a.queue_count is not None else '-'}</td>"
-        f"<td>{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(a.last_success)) if a.last_success else 'never'}"
-        "</td></tr>"
-        for a in sorted(snapshot.accounts.values(), key=lambda a: a.account_id)
-    )
-    path = html.escape(settings.metrics_path)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>qubicle-exporter</title></head><body>"
-        f"<h1>qubicle-exporter {html.escape(__version__)}</h1>"
-        f"<p>Polling {html.escape(settings.kazoo_url or '')} every {settings.interval:g}s"
-        f"{' (demo simulator)' if settings.demo.enabled else ''}.</p>"
-        f"<p><a href='{path}'>Metrics</a> · <a href='/-/healthy'>Health</a> · <a href='/-/ready'>Ready</a></p>"
-        "<table border='1' cellpadding='4'><tr><th>account</th><th>last poll</th><th>queues</th>"
-        f"<th>last success</th></tr>{rows}</table></body></html>"
-    )
-
-
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
+async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event | None = None) -> None:
+    """Runs until `stop` is set; each time `reload` is set (SIGHUP) the web config is read again."""
     metrics = selfmetrics.create()
     client = KazooClient(
         client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
@@ -61,13 +39,22 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
     handlers = WebHandlers(
         metrics=exposition.render,
-        landing=lambda: landing_page(settings, poller),
+        landing=lambda: landing_page(settings, poller.snapshot),
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,
     )
     server = await WebServer.start(handlers, settings.listen, settings.web_config_file,
                                    metrics_path=settings.metrics_path)
     log.info("listening", addresses=[f"{h}:{p}" for h, p in server.bound], metrics_path=settings.metrics_path)
+
+    async def reload_web_config() -> None:
+        assert reload is not None
+        while True:
+            await reload.wait()
+            reload.clear()
+            await server.reload()  # logs its outcome; never raises
+
+    reloader = asyncio.create_task(reload_web_config()) if reload is not None else None
 
     polls: set[asyncio.Task[object]] = set()
 
@@ -78,6 +65,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         polls.add(task)
         try:
             await poller.poll()
+        except asyncio.CancelledError:
+            if not stop.is_set():
+                raise
+            # Cancelled by the stop below (SIGTERM during a slow poll): an expected end, not a
+            # job failure for APScheduler to log with a traceback.
+            log.info("poll_cancelled", reason="stopping")
         finally:
             polls.discard(task)
 
@@ -92,6 +85,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         log.info("stopping")
+        if reloader is not None:
+            reloader.cancel()
         scheduler.shutdown(wait=False)
         for task in list(polls):
             task.cancel()  # a poll stuck on a slow Kazoo must not delay SIGTERM
@@ -135,11 +130,14 @@ def run(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # SIGHUP reloads the web config, as in the Go exporters; it never ends the process.
+        reload = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
         with demo_kazoo(settings) as effective:
             if effective is not settings:
                 for secret in (effective.secrets.api_key,):
                     logs.REDACTOR.add(secret)
-            await serve(effective, stop)
+            await serve(effective, stop, reload)
 
     tune_gc()
     try:

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from exporter import __version__
+from exporter import __version__, yamlsafe
 from exporter.config import (
     DERIVED,
     ConfigError,
@@ -188,7 +188,9 @@ def _load_yaml(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)
+    except yamlsafe.AliasError as exc:
+        raise ConfigError(f"--config: {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -220,11 +222,23 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return values
 
 
+SECRET_FILE_MAX = 8192  # bytes; tokens, API keys and passwords are far shorter
+
+
 def _read_secret(path: str, flag: str) -> str:
+    # At most SECRET_FILE_MAX + 1 bytes are read: a wrong path (a log, a disk image) is refused
+    # without being loaded whole (a 1 GiB file once took 2 GB).
     try:
-        value = Path(path).read_text(encoding="utf-8").strip()
+        with open(path, "rb") as f:
+            raw = f.read(SECRET_FILE_MAX + 1)
     except OSError as exc:
         raise ConfigError(f"--{flag}: cannot read {path}: {exc.strerror}") from None
+    if len(raw) > SECRET_FILE_MAX:
+        raise ConfigError(f"--{flag}: {path} is larger than {SECRET_FILE_MAX} bytes; it should hold one secret")
+    try:
+        value = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"--{flag}: {path} is not UTF-8 text") from None
     if not value:
         raise ConfigError(f"--{flag}: {path} is empty")
     return value

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from exporter.config import DemoSettings, Secrets, Settings, parse_listen
-from exporter.webconfig import load_web_config
+from exporter.web.config import load_web_config
 
 if TYPE_CHECKING:
     from exporter.simulator import SimulatorConfig

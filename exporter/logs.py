@@ -82,7 +82,19 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     )
     # Libraries log through the standard library; only their warnings are worth a line
     # (aiohttp's client logs nothing per request, its access log would log every scrape).
-    logging.basicConfig(level=logging.WARNING, stream=stream, format="%(levelname)s %(name)s %(message)s")
+    # Their lines go through the same renderer: in JSON, a library's traceback (asyncio's,
+    # APScheduler's) is a field of one JSON line, never plain text among them.
+    handler = logging.StreamHandler(stream)
+    if fmt == "console":
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    else:
+        handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                               structlog.processors.TimeStamper(fmt="iso", utc=True)],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.format_exc_info, REDACTOR, renderer],
+        ))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

@@ -82,7 +82,8 @@ def port_open(port: int) -> Callable[[], bool]:
 
 @contextmanager
 def managed_process(argv: list[str], *, name: str, ready: Callable[[], bool], timeout: float = 30.0,
-                    env: dict[str, str] | None = None, cwd: Path | None = None
+                    env: dict[str, str] | None = None, cwd: Path | None = None,
+                    preexec_fn: Callable[[], None] | None = None,
                     ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """Starts a process with its output in a temporary log, waits until `ready()`, stops it after.
 
@@ -91,7 +92,7 @@ def managed_process(argv: list[str], *, name: str, ready: Callable[[], bool], ti
     workdir = Path(tempfile.mkdtemp(prefix=f"qubicle-{name}-"))
     log_path = workdir / f"{name}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=preexec_fn)
     try:
         deadline = time.monotonic() + timeout
         while not ready():
@@ -116,7 +117,7 @@ def managed_process(argv: list[str], *, name: str, ready: Callable[[], bool], ti
 
 @contextmanager
 def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool = True, probe: bool = True,
-                     timeout: float = 30.0) -> Iterator[ExporterProcess]:
+                     timeout: float = 30.0, preexec_fn: Callable[[], None] | None = None) -> Iterator[ExporterProcess]:
     """Runs `python -m exporter` on a free loopback port until the block ends (then SIGTERM).
 
     With probe=False (TLS or basic auth in front), it only waits for the port to accept connections.
@@ -126,5 +127,6 @@ def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool 
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONUNBUFFERED": "1", **(env or {})}
     check = http_ok(url + ("/-/ready" if ready else "/-/healthy")) if probe else port_open(port)
     argv = [sys.executable, "-m", "exporter", "--listen", f"127.0.0.1:{port}", "--log-format", "json", *args]
-    with managed_process(argv, name="exporter", ready=check, timeout=timeout, env=full_env, cwd=ROOT) as (proc, wd):
+    with managed_process(argv, name="exporter", ready=check, timeout=timeout, env=full_env, cwd=ROOT,
+                         preexec_fn=preexec_fn) as (proc, wd):
         yield ExporterProcess(url, proc, wd / "exporter.log")

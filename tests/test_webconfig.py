@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from helpers_exposition import registry_exposition
 from exporter.web import WebHandlers, WebServer
-from exporter.webconfig import BasicAuth, WebConfigError, load_web_config, parse_web_config
+from exporter.web import BasicAuth, WebConfigError, load_web_config, parse_web_config
 from helpers_prometheus import prometheus
 
 PASSWORD = "scrape-secret"
@@ -248,7 +248,8 @@ def test_verdicts_are_cached_and_the_cache_is_bounded():
     assert not auth.check(basic("prometheus", "a")) and auth.cached(basic("prometheus", "a")) is False
     auth.check(basic("prometheus", "b"))
     auth.check(basic("prometheus", "c"))
-    assert auth.cached(good) is None  # evicted: the cache holds two verdicts
+    assert auth.cached(basic("prometheus", "a")) is None  # evicted: the failures' cache holds two
+    assert auth.cached(good) is True  # failures never evict a success
     assert auth.cached(None) is False
 
 

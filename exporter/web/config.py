@@ -1,4 +1,4 @@
-"""Prometheus exporter-toolkit web configuration (--web.config.file): TLS, basic auth, headers, rate limit.
+"""Prometheus exporter-toolkit web configuration (--web.config.file): the YAML schema and the TLS context.
 
 The same YAML that node_exporter and every Go exporter read, so operators reuse what they have
 (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md):
@@ -23,29 +23,28 @@ key is refused rather than silently ignored:
   verification; the toolkit's docs call them insecure): use RequireAndVerifyClientCert.
 - curve_preferences: Python's ssl sets no curve list.
 - http_server_config.http2 is accepted and has no effect: this server speaks HTTP/1.1.
-Unlike the toolkit, the file is read once at start (restart to rotate certificates).
+As with the Go exporters, SIGHUP reads the file again (server.WebServer.reload): certificates and
+keys, users, headers and rate limit take effect for new connections; other tls_server_config
+changes, and turning TLS on or off, need a restart and are refused with a log line.
+Basic auth's checking lives in auth.py, the rate limiter in ratelimit.py.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import os
 import re
 import ssl
 import tempfile
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import yaml
+
+from exporter import yamlsafe
+from exporter.web.auth import BasicAuth
 
 _TLS_VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,
                  "TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
@@ -92,105 +91,6 @@ class WebConfigError(ValueError):
     """One line naming the key that is wrong."""
 
 
-class BasicAuth:
-    """Checks `Authorization: Basic` headers against bcrypt hashes, as the exporter-toolkit does.
-
-    Results (good and bad) are cached, keyed by a SHA-256 of user, stored hash and password, so a
-    scrape storm costs one bcrypt per distinct credential instead of one per request; the cache
-    holds digests only, never a password. bcrypt runs one at a time (like the toolkit's mutex) so
-    a flood of wrong passwords takes one core, not all of them. Unknown users are checked against
-    a dummy hash of the same cost as the real ones, so timing does not reveal which users exist.
-    """
-
-    def __init__(self, users: dict[str, str], cache_size: int = 1024) -> None:
-        self._users = {u.encode(): h.encode() for u, h in users.items()}
-        self._cache: OrderedDict[bytes, bool] = OrderedDict()
-        self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
-        self._bcrypt_lock = threading.Lock()
-        cost = max((int(h[4:6]) for h in self._users.values()), default=10)
-        self._dummy = bcrypt.hashpw(os.urandom(16).hex().encode(), bcrypt.gensalt(rounds=cost))
-
-    def __repr__(self) -> str:
-        return f"BasicAuth(users={sorted(u.decode() for u in self._users)})"
-
-    @staticmethod
-    def _credentials(header: str | None) -> tuple[bytes, bytes] | None:
-        if not header:
-            return None
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        user, colon, password = decoded.partition(b":")
-        return (user, password) if colon else None
-
-    def _key(self, user: bytes, password: bytes) -> bytes:
-        stored = self._users.get(user, self._dummy)
-        return hashlib.sha256(b"\0".join((user.hex().encode(), stored, password.hex().encode()))).digest()
-
-    def cached(self, header: str | None) -> bool | None:
-        """The cached verdict for this header, None if it needs a bcrypt check (cheap: no bcrypt)."""
-        credentials = self._credentials(header)
-        if credentials is None:
-            return False
-        key = self._key(*credentials)
-        with self._cache_lock:
-            verdict = self._cache.get(key)
-            if verdict is not None:
-                self._cache.move_to_end(key)
-            return verdict
-
-    def check(self, header: str | None) -> bool:
-        """True if the header carries a configured user and its password. May take a bcrypt (~70 ms)."""
-        credentials = self._credentials(header)
-        if credentials is None:
-            return False
-        user, password = credentials
-        key = self._key(user, password)
-        with self._cache_lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        known = user in self._users
-        with self._bcrypt_lock:
-            try:
-                ok = bcrypt.checkpw(password, self._users.get(user, self._dummy))
-            except ValueError:  # bcrypt >= 5 refuses passwords over 72 bytes
-                ok = False
-        verdict = ok and known
-        with self._cache_lock:
-            self._cache[key] = verdict
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return verdict
-
-
-class RateLimiter:
-    """Token bucket: `burst` requests at once, then one per `interval` seconds (the toolkit's rate_limit)."""
-
-    def __init__(self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._last = clock()
-        self._lock = threading.Lock()
-
-    def allow(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) / self.interval)
-            self._last = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return True
-            return False
-
-
 @dataclass(frozen=True)
 class TLSConfig:
     cert_file: Path | None = None
@@ -229,13 +129,7 @@ class WebConfig:
                 context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
         except (ValueError, ssl.SSLError) as exc:
             raise WebConfigError(f"tls_server_config: {exc}") from None
-        try:
-            with _pem_path(tls.cert_file, tls.cert) as cert, _pem_path(tls.key_file, tls.key) as key:
-                context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as exc:
-            sources = ", ".join(str(p) if p else "inline" for p in (tls.cert_file, tls.key_file))
-            raise WebConfigError(f"tls_server_config: cannot load certificate or key ({sources}): "
-                                 f"{_reason(exc)}") from None
+        self.load_certificate(context)
         try:
             if tls.client_ca_file is not None:
                 context.load_verify_locations(cafile=str(tls.client_ca_file))
@@ -246,6 +140,20 @@ class WebConfig:
                                  f"{_reason(exc)}") from None
         context.verify_mode = tls.client_auth
         return context
+
+
+    def load_certificate(self, context: ssl.SSLContext) -> None:
+        """Loads the certificate chain and key into `context`, replacing any it had: new
+        handshakes use them (SIGHUP's certificate rotation), connections already open keep theirs."""
+        tls = self.tls
+        assert tls is not None
+        try:
+            with _pem_path(tls.cert_file, tls.cert) as cert, _pem_path(tls.key_file, tls.key) as key:
+                context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            sources = ", ".join(str(p) if p else "inline" for p in (tls.cert_file, tls.key_file))
+            raise WebConfigError(f"tls_server_config: cannot load certificate or key ({sources}): "
+                                 f"{_reason(exc)}") from None
 
 
 def _reason(exc: OSError) -> str:
@@ -447,7 +355,9 @@ def load_web_config(path: str) -> WebConfig:
     except UnicodeDecodeError:
         raise WebConfigError(f"--web.config.file: {path} is not UTF-8 text") from None
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)
+    except yamlsafe.AliasError as exc:
+        raise WebConfigError(f"--web.config.file: {path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark is not None else ""
