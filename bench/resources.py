@@ -23,7 +23,9 @@ def run(accounts: int = 1000, queues: int = 10, warmup: float = 30, measure: flo
     with simulator(accounts, queues) as sim, tempfile.TemporaryDirectory() as tmp:
         key = Path(tmp) / "key"
         key.write_text(sim.api_key)
-        with exporter(sim, key, "--interval", "10", "--max-concurrency", "10") as (url, proc):
+        # The queue figures alone, as first measured; what agents and settings add: bench/agents.py.
+        with exporter(sim, key, "--interval", "10", "--max-concurrency", "10", "--no-agent-status",
+                      "--no-queue-settings", "--no-account-names") as (url, proc):
             with httpx.Client(timeout=30, headers={"Accept-Encoding": "gzip"}) as client:
                 def scrape_for(seconds: float) -> int:
                     deadline, count = time.monotonic() + seconds, 0

@@ -136,10 +136,7 @@ class Poller:
         try:
             async with asyncio.timeout(self._settings.poll_timeout) as deadline:  # no extra task, unlike wait_for
                 queues = await self._discover(account_id, discovery)
-                statuses = await self._client.queue_list_status(account_id, [q.id for q in queues]) if queues else {}
-                agents: AgentData | None = None
-                if self._settings.agent_status:
-                    agents = await self._details.agent_status(account_id)
+                statuses, agents = await self._fetch(account_id, queues)
             account = self._details.decorate(self._build(account_id, discovery, queues, statuses, stats), agents)
             await self._fetch_details(account_id, discovery, details, deadline.when())
             return account
@@ -167,6 +164,19 @@ class Poller:
             agents=previous.agents if previous else None,
             agent_list=previous.agent_list if previous else (),
         )
+
+    async def _fetch(self, account_id: str, queues: list[QueueRef]) -> tuple[dict[str, object], AgentData | None]:
+        """The queues' statuses and, side by side (their latencies overlap), the agents' status."""
+        if not self._settings.agent_status:
+            return (await self._client.queue_list_status(account_id, [q.id for q in queues]) if queues else {}), None
+        agents_call = self._details.agent_status(account_id)  # never raises: its failures are its own
+        if not queues:
+            return {}, await agents_call
+        statuses, agents = await asyncio.gather(
+            self._client.queue_list_status(account_id, [q.id for q in queues]), agents_call, return_exceptions=True)
+        if isinstance(statuses, BaseException):
+            raise statuses  # once both are done: no request is left running behind the poll's back
+        return statuses, agents if isinstance(agents, AgentData) else None
 
     async def _fetch_details(self, account_id: str, discovery: _Discovery, items: Sequence[Item],
                              when: float | None) -> None:

@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queues", type=int, default=5, metavar="N", help="queues per account (default 5)")
     p.add_argument("--sub-accounts", type=int, default=0, metavar="N",
                    help="sub-accounts under each account, with queues too (default 0)")
-    p.add_argument("--agents", type=int, default=6, metavar="N", help="agents per queue, varies by +-2 (default 6)")
+    p.add_argument("--agents", type=float, default=6, metavar="N",
+                   help="agents per queue, varies by +-2 (default 6); below 1, the share of queues with one agent")
     p.add_argument("--seed", type=int, default=None, metavar="N",
                    help="random seed: the same seed gives the same ids, API key and traffic (default: random)")
     p.add_argument("--speed", type=float, default=1.0, metavar="X",

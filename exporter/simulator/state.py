@@ -44,7 +44,7 @@ class SimulatorConfig:
     accounts: int = 3
     queues_per_account: int = 5
     sub_accounts: int = 0
-    agents_per_queue: int = 6
+    agents_per_queue: float = 6  # varies by +-2; below 1, the share of queues with one agent
     seed: int | None = None
     speed: float = 1.0
     start: datetime | None = None
@@ -194,8 +194,11 @@ class SimState:
             queue = QueueModel(queue_id=self._id(), name=name, rng=random.Random(self.rng.random()), tz=self.tz,
                                now=self.now())
             queue.settings.update(settings)
-            agents = max(1, self.config.agents_per_queue + self.rng.randint(-2, 2)) \
-                if self.config.agents_per_queue else 0
+            per_queue = self.config.agents_per_queue
+            if 0 < per_queue < 1:  # a share of the queues with one agent: fewer agents than queues
+                agents = 1 if self.rng.random() < per_queue else 0
+            else:
+                agents = max(1, int(per_queue) + self.rng.randint(-2, 2)) if per_queue else 0
             # Load between 0.6 and 1.1 of what the logged-in agents can take at the peak, so the
             # demo shows waits, abandons and misses at busy hours and calm at night.
             per_agent = 3600.0 / (queue.talk_mean + float(queue.settings["agent_wrapup_time"]))  # type: ignore[arg-type]
