@@ -417,3 +417,20 @@ async def test_opt_in_agent_series_follow_the_model_and_never_burst(harness, mak
             relogged += 1
         grew += total > 0
     assert grew > 0
+
+
+def test_flags_and_environment_turn_each_request_kind_off():
+    from exporter.cli import parse_args
+    from exporter.config import ConfigError
+
+    _, settings = parse_args(["--demo", "--no-agent-status", "--no-queue-settings", "--agent-metrics",
+                              "--settings-interval", "300", "--agent-status-batch-size", "50"], environ={})
+    assert (settings.agent_status, settings.queue_settings, settings.account_names, settings.agent_metrics) == \
+        (False, False, True, True)
+    assert settings.settings_interval == 300 and settings.agent_status_batch_size == 50
+    _, settings = parse_args(["--demo"], environ={"QUBICLE_ACCOUNT_NAMES": "false"})
+    assert not settings.account_names and settings.agent_status and not settings.agent_metrics
+    with pytest.raises(ConfigError, match="--agent-status-batch-size"):
+        parse_args(["--demo", "--agent-status-batch-size", "0"], environ={})
+    with pytest.raises(ConfigError, match="--settings-interval"):
+        parse_args(["--demo", "--settings-interval", "0"], environ={})

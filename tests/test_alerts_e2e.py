@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -96,7 +96,7 @@ def test_callers_near_the_queue_timeout_warn_for_that_queue_only(make_simulator,
     """
     sim = make_simulator(accounts=1, queues_per_account=2, agents_per_queue=0, seed=11, speed=0,
                          longest_wait=False, queue_timeouts=(240, None),
-                         start=datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc))
+                         start=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
     account = sim.account_ids[0]
     (short, short_name), (normal, _) = sim.queues(account)
     key_file = tmp_path / "api-key"

@@ -39,7 +39,8 @@ def test_queue_figures_and_counters_are_exported():
     assert got[("qubicle_queue_active_sessions", labels("q1", "Sales"))] == 2
     assert got[("qubicle_queue_estimated_wait_seconds", labels("q1", "Sales"))] == 45
     assert got[("qubicle_queue_sessions_total", labels("q1", "Sales"))] == 3
-    assert got[("qubicle_queue_info", labels("q1", "Sales") | {("node", "kz1@node"), ("queue_type", ""), ("router", "")})] == 1
+    info = labels("q1", "Sales") | {("node", "kz1@node"), ("queue_type", ""), ("router", "")}
+    assert got[("qubicle_queue_info", info)] == 1
     assert got[("qubicle_up", frozenset({("account_id", A)}))] == 1
     assert got[("qubicle_queues", frozenset({("account_id", A)}))] == 1
 
