@@ -68,12 +68,15 @@ async def _way(url: str, key: str, master: str, polls: int, overrides: dict[str,
             cpus.append(time.process_time() - cpu)
             per_poll.append(requests - before)
         last = per_poll[-1]
-        started = time.perf_counter()
-        size = sum(len(chunk) for chunk in render(snapshot, snapshot.taken_at, max_data_age=settings.max_data_age))
+        renders = []
+        for _ in range(3):
+            started = time.perf_counter()
+            size = sum(len(chunk) for chunk in render(snapshot, snapshot.taken_at, max_data_age=settings.max_data_age))
+            renders.append(time.perf_counter() - started)
         result.update(
             requests=sum(last.values()), status=last["queue_list_status"], agent_status=last["recipients_status"],
             discovery=sum(last[k] for k in ("queue", "recipients", "account")),
-            wall=median(walls), cpu=median(cpus), render_mb=size / 1e6, render_s=time.perf_counter() - started,
+            wall=median(walls), cpu=median(cpus), render_mb=size / 1e6, render_s=median(renders),
             queues=sum(len(a.queues) for a in snapshot.accounts.values()),
             agents=sum(sum(a.agents.values()) for a in snapshot.accounts.values() if a.agents),
             known_agents=sum(len(poller._details.account(a).agent_ids()) for a in snapshot.accounts),
@@ -105,7 +108,7 @@ def report(results: dict[str, dict[str, float]]) -> str:
         f"{int(any_run['known_agents']):,} agents known, {int(any_run['agents']):,} logged in; "
         f"latency {LATENCY * 1000:.0f} ms, --max-concurrency {CONCURRENCY}; seconds)",
         table(["way", "requests", "queue status", "agent status", "discovery (steady)", "discovery (fill)",
-               "wall p50", "CPU p50", "CPU extra", "render MB", "render s"], rows),
+               "wall p50", "CPU p50", "CPU extra", "render MB", "render p50 s"], rows),
         "agent status: one request per account per poll (batches of --agent-status-batch-size); discovery data "
         "(queue documents, recipients, account names) is spread over polls within the budget "
         "10 + ceil(1.5 x items x --interval / --settings-interval).",
