@@ -139,3 +139,13 @@ def test_exporter_landing_page_shows_the_last_poll_time():
         polled = calendar.timegm(time.strptime(last_poll, "%Y-%m-%d %H:%M:%S UTC"))
         assert started - 1 <= polled <= time.time() + 1
         assert last_success != "never"
+
+
+def test_landing_page_names_accounts_by_their_kazoo_name():
+    from dataclasses import replace as with_name
+
+    account = next(iter(SNAPSHOT.accounts.values()))
+    named = Snapshot(taken_at=SNAPSHOT.taken_at, accounts=MappingProxyType(
+        {account.account_id: with_name(account, name="Acme <Support>")}))
+    page = landing_page(SETTINGS, named, now=TAKEN_AT + 3)
+    assert "Acme &lt;Support&gt;<br><code>" in page and account.account_id in page

@@ -47,10 +47,10 @@ def _public_url(url: str | None) -> str:
 
 
 def _account_cell(account: AccountSnapshot, names: Mapping[str, str]) -> str:
-    # The seam for account names: the snapshot has none yet, so `names` is empty and the id is
-    # shown. Once the poller records Kazoo's account name, app.py passes {id: name} here.
+    # The account's name as the poller read it from Kazoo (AccountSnapshot.name), unless `names`
+    # gives one; the id alone until a name is known.
     account_id = html.escape(account.account_id)
-    name = names.get(account.account_id)
+    name = names.get(account.account_id) or account.name
     if not name:
         return f"<td><code>{account_id}</code></td>"
     return f"<td>{html.escape(name)}<br><code>{account_id}</code></td>"
