@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 
 DEMO_LISTEN ?= 127.0.0.1:$(PORT)
 demo: $(BIN)/.installed
-	$(BIN)/qubicle-exporter --demo --agent-metrics --listen $(DEMO_LISTEN)
+	$(BIN)/qubicle-exporter --demo --listen $(DEMO_LISTEN) --agent-metrics
 
 # promtool, Prometheus and Alertmanager come from Debian's packages.
 tools:

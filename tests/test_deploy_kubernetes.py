@@ -115,7 +115,7 @@ def test_kustomize_renders_the_expected_objects(overlay):
         ("StatefulSet", "qubicle-exporter"), ("Service", "qubicle-exporter"),
         ("ServiceMonitor", "qubicle-exporter"), ("PrometheusRule", "qubicle-exporter"),
         ("ConfigMap", "qubicle-exporter-dashboard"), ("ConfigMap", "qubicle-queues-dashboard"),
-        ("ConfigMap", "qubicle-wallboard-dashboard"),
+        ("ConfigMap", "qubicle-wallboard-dashboard"), ("ConfigMap", "qubicle-agents-dashboard"),
         ("ConfigMap", next(d["metadata"]["name"] for d in render(overlay)
                            if d["metadata"]["name"].startswith("qubicle-exporter-settings-"))),
     ])
@@ -339,7 +339,7 @@ def test_dashboard_config_maps_equal_the_dashboards():
     maps = [d for d in render("default")
             if d["kind"] == "ConfigMap" and "grafana_dashboard" in d["metadata"].get("labels", {})]
     files = {p.name: p.read_text() for p in (ROOT / "dashboards").glob("*.json")}
-    assert len(files) == 3
+    assert len(files) == 4
     shipped: dict[str, str] = {}
     for config_map in maps:
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT
 from exporter import figures
-from exporter.check import COLUMNS
+from exporter.check import AGENTS_COLUMN, COLUMNS
 
 NEW_FIGURE = ('    Figure("callers_again", ("stats", "active_session_count"), "qubicle_queue_test_callers",\n'
               '           "A figure added by a test.", column="test col"),\n')
@@ -76,12 +76,16 @@ def test_a_figure_added_to_the_table_is_parsed_served_and_shown_by_check(extende
     assert len(added) == 2 and added == waiting  # same labels, same values: the same field of Kazoo's answer
     table = run(extended, "-m", "exporter", "check", "--demo")
     header = re.split(r"\s{2,}", table.splitlines()[0].strip())
-    assert header[:4] == ["account", "queue", "test col", "waiting"]  # first in the table, first column
+    assert header[:5] == ["account", "name", "queue", "test col", "waiting"]  # first in the table, first column
 
 
 def test_the_table_drives_the_check_columns_and_every_name_is_unique():
-    assert COLUMNS == ("account", "queue", *(f.column for f in figures.FIGURES if f.column), "node")
+    assert COLUMNS == ("account", "name", "queue", *(f.column for f in figures.FIGURES if f.column),
+                       *(s.column for s in figures.SETTINGS if s.column), AGENTS_COLUMN, "node")
     names = [f.metric for f in figures.FIGURES] + [f.counter for f in figures.COUNTED]
+    names += [s.metric for s in figures.SETTINGS] + [metric for _, metric, _ in figures.AGENT_COUNTERS]
+    names += [figures.ACCOUNT_INFO, figures.ACCOUNT_AGENTS, figures.QUEUE_AGENTS, figures.AGENT_STATE,
+              figures.AGENT_AVERAGE_CALL, figures.QUEUE_INFO, *(name for name, _ in figures.ACCOUNT_METRICS)]
     assert len(names) == len(set(names))
     assert all(f.metric.endswith("_seconds") for f in figures.FIGURES if f.unit == "wait")
     assert all((f.counter or "").endswith("_total") for f in figures.COUNTED)
