@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -21,6 +22,9 @@ from exporter.config import DemoSettings, Secrets, Settings
 from exporter.exposition import Exposition
 from exporter.kazoo import ClientSettings, Credentials, KazooClient
 from exporter.poller import Poller
+from exporter.wallboard.api import Selection, queues_document
+from exporter.wallboard.routes import PAGE_PATH
+from exporter.wallboard.thresholds import load_thresholds
 from exporter.web import WebHandlers, WebServer, landing_page
 
 if TYPE_CHECKING:
@@ -107,16 +111,26 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
     exposition = Exposition(snapshot_registry, metrics.registry, render_snapshot=collector.render_chunks,
                             prerender=True)
     poller = Poller(settings, client, metrics, on_snapshot=lambda _: exposition.refresh())
+    thresholds = load_thresholds(settings.alert_thresholds)  # a bad file: ThresholdsError (ValueError), exit 2
+
+    def queues(selection: Selection) -> dict[str, object]:
+        return queues_document(poller.snapshot, time.time(), settings.max_data_age, thresholds,
+                               interval=settings.interval, select=selection)
 
     handlers = WebHandlers(
         metrics=exposition.render,
         landing=lambda: landing_page(settings, poller.snapshot),
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,
+        queues=queues,
     )
     server = await WebServer.start(handlers, settings.listen, settings.web_config_file,
                                    metrics_path=settings.metrics_path)
     log.info("listening", addresses=[f"{h}:{p}" for h, p in server.bound], metrics_path=settings.metrics_path)
+    if not settings.web_config_file:  # with a web config the scheme may be https: the path says enough
+        host, port = server.bound[0]
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        log.info("wallboard", url=f"http://{host}:{port}{PAGE_PATH}")
 
     async def reload_web_config() -> None:
         assert reload is not None

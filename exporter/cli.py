@@ -109,6 +109,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="FILE"),
     Option("metrics-path", str, "path of the metrics (default /metrics)", aliases=("--web.telemetry-path",),
            metavar="PATH"),
+    Option("alert-thresholds", str, "rule file with per-queue alert thresholds, for the wallboard's colours; "
+           "repeatable (see alerts/overrides.example.yml)", repeatable=True, metavar="FILE"),
     Option("log-level", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
            aliases=("--log.level",)),
     Option("log-format", _choice("auto", "json", "console", "logfmt"),
@@ -290,6 +292,7 @@ def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
         listen=v.get("listen", DEFAULT_LISTEN),
         web_config_file=v.get("web_config_file"),
         metrics_path=v.get("metrics_path", "/metrics"),
+        alert_thresholds=tuple(p for value in v.get("alert_thresholds", []) for p in value.split(",") if p.strip()),
         log_level=v.get("log_level", "info"),
         log_format=v.get("log_format", "auto"),
         shard=parse_shard(v["shard"]) if v.get("shard") else None,
@@ -306,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from exporter.app import client_settings
 
             client_settings(settings)  # the client's own checks (CA file, URL) at start, not at first poll
+        if settings.alert_thresholds:
+            from exporter.wallboard.thresholds import load_thresholds
+
+            load_thresholds(settings.alert_thresholds)  # a bad rule file: one line at start, not a traceback
     except ValueError as exc:  # ConfigError, or the Kazoo client's own checks
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -78,6 +78,7 @@ class Settings:
     listen: str = DEFAULT_LISTEN
     web_config_file: str | None = None
     metrics_path: str = "/metrics"
+    alert_thresholds: tuple[str, ...] = ()  # rule files with threshold overrides, for the wallboard's colours
     log_level: str = "info"
     log_format: LogFormat = "auto"
     shard: Shard | None = None

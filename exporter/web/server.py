@@ -37,6 +37,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from exporter.wallboard.api import Selection
+from exporter.wallboard.routes import add_routes as add_wallboard_routes
 from exporter.web.auth import BasicAuth, BcryptGate
 from exporter.web.config import TLSConfig, WebConfig, WebConfigError, load_web_config
 from exporter.web.connections import HEADER_TIMEOUT, AcceptErrorLog, ConnectionGuard
@@ -55,6 +57,7 @@ class WebHandlers:
     landing: Callable[[], str]  # HTML body of "/"
     healthy: Callable[[], bool]
     ready: Callable[[], bool]  # at least one successful poll
+    queues: Callable[[Selection], dict[str, Any]] | None = None  # /api/v1/queues and /wallboard
 
 
 def parse_listen(listen: str) -> tuple[str | None, int]:
@@ -189,6 +192,8 @@ def create_app(handlers: WebHandlers, *, metrics_path: str = "/metrics", auth: B
         app.router.add_get("/", landing)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
+    if handlers.queues is not None:
+        add_wallboard_routes(app, handlers.queues, render_pool)
     return app
 
 
