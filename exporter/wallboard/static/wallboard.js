@@ -1,4 +1,4 @@
-// The wallboard: reads /api/v1/queues after every poll and redraws, never with innerHTML
+// The wallboard: reads /api/v1/queues after every poll and redraws, never by parsing HTML
 // (queue and account names are shown as text, whatever they contain).
 "use strict";
 (() => {
