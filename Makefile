@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test tools bench dashboards check-generated clean
+.PHONY: demo test tools bench dashboards screenshot check-generated clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/qubicle-exporter --demo --listen 127.0.0.1:10147
 
-# promtool, Prometheus and Alertmanager come from Debian's packages.
+# promtool, Prometheus, Alertmanager and chromium come from Debian's packages.
 tools:
 	@./scripts/install-tools
 
@@ -27,6 +27,10 @@ bench: $(BIN)/.installed
 
 dashboards: $(BIN)/.installed
 	$(BIN)/python dashboards/generate.py
+
+# docs/img/wallboard.png: the demo's wallboard in Debian's chromium (installed by `make tools`).
+screenshot: $(BIN)/.installed tools
+	$(BIN)/python scripts/wallboard-screenshot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

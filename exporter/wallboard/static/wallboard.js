@@ -138,7 +138,7 @@
     });
     for (const [key, tr] of rows) if (!keep.has(key)) rows.delete(key);
     tbody.replaceChildren(...ordered);
-    document.documentElement.style.setProperty("--rows", String(Math.max(1, ordered.length)));
+    fit(ordered.length);
     const empty = $("empty");
     empty.hidden = ordered.length > 0;
     if (!ordered.length) {
@@ -147,6 +147,14 @@
     }
     $("updated").textContent = doc ? `updated ${ago(elapsed())} ago` : "";
     document.body.dataset.state = banners.length ? "degraded" : doc ? "live" : "waiting";
+  }
+
+  // Rows share the height under the header and banners: 8 or fewer fill the screen, more shrink
+  // down to a floor (then the board scrolls).
+  function fit(n) {
+    const main = document.querySelector("main"), head = document.querySelector("#board thead");
+    const row = Math.floor((main.clientHeight - head.offsetHeight) / Math.max(8, n)) - 1;
+    document.documentElement.style.setProperty("--row", `${Math.max(32, row)}px`);
   }
 
   function schedule() {
@@ -175,5 +183,6 @@
   const scope = [...params.getAll("account").map((a) => `account ${a}`), ...params.getAll("queue").map((q) => `queue ${q}`)];
   $("scope").textContent = (scope.length ? scope.join(", ") + " · " : "") + `sorted by ${sortBy}`;
   setInterval(draw, 1000);
+  addEventListener("resize", draw);
   refresh();
 })();
