@@ -265,3 +265,24 @@ def test_bad_thresholds_flag_exits_2_with_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("qubicle-exporter: error: --alert-thresholds: ")
     assert "bad.yml" in lines[0] and "expr must be vector" in lines[0]
+
+
+def test_readme_example_is_what_the_api_serves():
+    readme = (ROOT / "README.md").read_text()
+    example = json.loads(readme.split("**`/api/v1/queues`**")[1].split("```json")[1].split("```")[0])
+    (acc,) = example["accounts"]
+    (q,) = acc["queues"]
+    by_api = {name: (kind, key) for name, kind, key in FIGURES}
+    gauges = {by_api[n][1]: v for n, v in q["figures"].items() if n in by_api and by_api[n][0] == "gauges"}
+    counters = {by_api[n][1]: v for n, v in q["figures"].items() if n in by_api and by_api[n][0] == "counters"}
+    figures = QueueFigures(acc["id"], q["id"], q["name"], q["node"], MappingProxyType(gauges), MappingProxyType(counters))
+    data_time = example["generated_at"] - acc["data_age_seconds"]
+    snap = snapshot(AccountSnapshot(acc["id"], acc["up"], (figures,), data_time=data_time,
+                                    last_success=acc["last_success"], queue_count=acc["queue_count"]))
+    served = queues_document(snap, example["generated_at"], example["max_data_age_seconds"],
+                             interval=example["interval_seconds"])
+    served_q = served["accounts"][0]["queues"][0]
+    assert served_q["figures"]["daily_abandoned_ratio"] == pytest.approx(q["figures"]["daily_abandoned_ratio"], abs=1e-4)
+    served_q["figures"]["daily_abandoned_ratio"] = q["figures"]["daily_abandoned_ratio"]
+    served_q["age_seconds"] = served["accounts"][0]["data_age_seconds"] = pytest.approx(acc["data_age_seconds"])
+    assert served == example
