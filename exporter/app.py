@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,7 +21,7 @@ from exporter.config import DemoSettings, Secrets, Settings
 from exporter.exposition import Exposition
 from exporter.kazoo import ClientSettings, Credentials, KazooClient
 from exporter.poller import Poller
-from exporter.wallboard.api import Selection, queues_document
+from exporter.wallboard.api import DocumentCache
 from exporter.wallboard.routes import PAGE_PATH
 from exporter.wallboard.thresholds import load_thresholds
 from exporter.web import WebHandlers, WebServer, landing_page
@@ -112,17 +111,14 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
                             prerender=True)
     poller = Poller(settings, client, metrics, on_snapshot=lambda _: exposition.refresh())
     thresholds = load_thresholds(settings.alert_thresholds)  # a bad file: ThresholdsError (ValueError), exit 2
-
-    def queues(selection: Selection) -> dict[str, object]:
-        return queues_document(poller.snapshot, time.time(), settings.max_data_age, thresholds,
-                               interval=settings.interval, select=selection)
+    documents = DocumentCache(lambda: poller.snapshot, settings.max_data_age, thresholds, interval=settings.interval)
 
     handlers = WebHandlers(
         metrics=exposition.render,
         landing=lambda: landing_page(settings, poller.snapshot),
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,
-        queues=queues,
+        queues=documents.json,
     )
     server = await WebServer.start(handlers, settings.listen, settings.web_config_file,
                                    metrics_path=settings.metrics_path)

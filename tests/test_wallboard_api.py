@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
-from exporter.wallboard.api import FIGURES, Selection, alerts_of, queues_document
+from exporter.wallboard.api import FIGURES, DocumentCache, Selection, alerts_of, queues_document
 from exporter.wallboard.thresholds import (
     RECORDS,
     ThresholdRules,
@@ -199,11 +199,52 @@ def test_missing_thresholds_file(tmp_path):
         load_thresholds([str(tmp_path / "nope.yml")])
 
 
+# ---- the cache in front of the document -----------------------------------------------------------------------
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cache_serves_one_build_per_second_and_snapshot():
+    clock, current = Clock(100.0), [snapshot(account(A, queue(A, "q1", "S", active_sessions=1.0)))]
+    cache = DocumentCache(lambda: current[0], 30.0, clock=clock)
+    first = cache.json()
+    clock.now = 100.9
+    assert cache.json() is first  # the same bytes, not rebuilt
+    assert json.loads(cache.json(Selection.of(queues=["nothing"])))["accounts"][0]["queues"] == []  # per selection
+    clock.now = 101.0
+    again = cache.json()
+    assert again is not first and json.loads(again)["accounts"][0]["data_age_seconds"] == 6.0
+    current[0] = snapshot(account(A, queue(A, "q1", "S", active_sessions=7.0), data_time=100.5))
+    assert json.loads(cache.json())["accounts"][0]["queues"][0]["figures"]["active_sessions"] == 7.0  # new poll
+
+
+def test_cache_never_outlives_max_data_age():
+    # data_time 95 + max age 30: figures must be gone from 125 on, not at the end of a cached second.
+    clock = Clock(124.8)
+    cache = DocumentCache(lambda: snapshot(account(A, queue(A, "q1", "S"))), 30.0, clock=clock)
+    assert json.loads(cache.json())["accounts"][0]["queues"]
+    clock.now = 125.01
+    assert json.loads(cache.json())["accounts"][0]["queues"] == []
+
+
+def test_cache_keeps_a_bounded_number_of_selections():
+    cache = DocumentCache(lambda: snapshot(account(A, queue(A, "q1", "S"))), 30.0, clock=lambda: 100.0, size=4)
+    for i in range(50):
+        cache.json(Selection.of(queues=[f"q{i}"]))
+    assert len(cache._entries) == 4
+
+
 # ---- the routes, served for real ------------------------------------------------------------------------------
 
 def handlers(snap: Snapshot, now: float = 100.0) -> WebHandlers:
+    cache = DocumentCache(lambda: snap, 30.0, interval=10.0, clock=lambda: now)
     return WebHandlers(metrics=lambda a, e: (b"", {}), landing=lambda: "", healthy=lambda: True, ready=lambda: True,
-                       queues=lambda selection: queues_document(snap, now, 30.0, interval=10.0, select=selection))
+                       queues=cache.json)
 
 
 async def test_routes_serve_page_assets_and_api_with_strict_headers():

@@ -34,6 +34,8 @@ class Thresholds:
     estimated_wait_critical: float = 300.0
 
 
+_DEFAULT = Thresholds()
+
 # Recorded name in the rule files -> Thresholds field.
 RECORDS: Mapping[str, str] = MappingProxyType({
     "qubicle:abandon_ratio_threshold:warning": "abandon_ratio_warning",
@@ -54,7 +56,7 @@ class ThresholdRules:
     queues: Mapping[tuple[str, str], Mapping[str, float]] = field(default_factory=dict)
 
     def for_queue(self, account_id: str, queue_id: str) -> Thresholds:
-        base = Thresholds()
+        base = _DEFAULT
         changes: dict[str, float] = {**self.default, **self.accounts.get(account_id, {}),
                                      **self.queues.get((account_id, queue_id), {})}
         return replace(base, **changes) if changes else base

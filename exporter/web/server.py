@@ -57,7 +57,7 @@ class WebHandlers:
     landing: Callable[[], str]  # HTML body of "/"
     healthy: Callable[[], bool]
     ready: Callable[[], bool]  # at least one successful poll
-    queues: Callable[[Selection], dict[str, Any]] | None = None  # /api/v1/queues and /wallboard
+    queues: Callable[[Selection], bytes] | None = None  # JSON of /api/v1/queues; with it, /wallboard
 
 
 def parse_listen(listen: str) -> tuple[str | None, int]:
