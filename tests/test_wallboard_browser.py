@@ -149,3 +149,33 @@ def test_wallboard_hides_figures_when_the_exporter_goes_away(browser):
         exporter.proc.wait(timeout=10)
         expect(page.locator(".banner").first).to_contain_text("Exporter not answering", timeout=WAIT_MS)
         expect(page.locator(ROWS)).to_have_count(0, timeout=WAIT_MS)
+
+
+def test_wallboard_colours_with_the_users_thresholds_and_shows_estimated_waits(browser, make_simulator, tmp_path):
+    # A Kazoo that sends no longest wait, and thresholds overridden for one account: the board
+    # colours the other account's abandon share, not this one's, however high.
+    sim = make_simulator(accounts=2, queues_per_account=2, seed=3, speed=10, longest_wait=False)
+    quiet, loud = sim.account_ids
+    overrides = tmp_path / "overrides.yml"
+    overrides.write_text(json.dumps({"groups": [{"name": "o", "rules": [
+        {"record": f"qubicle:abandon_ratio_threshold:{level}", "expr": "vector(1)", "labels": {"account_id": quiet}}
+        for level in ("warning", "critical")]}]}))
+    key = tmp_path / "key"
+    key.write_text(sim.api_key)
+    args = ["--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", quiet, "--account-id", loud,
+            "--interval", "1", "--alert-thresholds", str(overrides)]
+    with exporter_process(*args) as exporter:
+        for account_id in (quiet, loud):
+            queue_id = sim.queues(account_id)[0][0]
+            sim.burst(account_id, queue_id, "abandoned", 500)
+        page, _ = new_page(browser)
+        page.goto(exporter.url + "/wallboard")
+        expect(page.locator(ROWS)).to_have_count(4, timeout=WAIT_MS)
+        loud_share = page.locator(f'{ROWS}[data-queue="{sim.queues(loud)[0][0]}"] td:nth-child(9)')
+        quiet_share = page.locator(f'{ROWS}[data-queue="{sim.queues(quiet)[0][0]}"] td:nth-child(9)')
+        expect(loud_share).to_have_class(re.compile(r"\bcritical\b"), timeout=WAIT_MS)
+        expect(quiet_share).to_have_text(re.compile(r"^(9\d|100) %$"), timeout=WAIT_MS)
+        expect(quiet_share).not_to_have_class(re.compile(r"warning|critical"))
+        # No longest wait from Kazoo: the column shows the estimated wait, and says so.
+        for cell in page.locator(f"{ROWS} td:nth-child(3)").all():
+            expect(cell).to_have_text(re.compile(r"^\d+:\d\destimated$"))
