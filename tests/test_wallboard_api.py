@@ -194,6 +194,13 @@ def test_bad_thresholds_file_is_one_clear_line(tmp_path, content, message):
     assert "\n" not in str(info.value)
 
 
+def test_thresholds_file_with_an_alias_is_refused_before_expanding(tmp_path):
+    path = tmp_path / "bomb.yml"
+    path.write_text("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\ngroups: []\n")
+    with pytest.raises(ThresholdsError, match=r"^--alert-thresholds: .*bomb.yml: YAML aliases are not accepted"):
+        load_thresholds([str(path)])
+
+
 def test_missing_thresholds_file(tmp_path):
     with pytest.raises(ThresholdsError, match="cannot read .*nope.yml"):
         load_thresholds([str(tmp_path / "nope.yml")])

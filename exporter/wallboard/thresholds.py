@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from exporter import yamlsafe
+
 
 class ThresholdsError(ValueError):
     """A thresholds file is wrong; the message is one line and names the file and rule."""
@@ -114,7 +116,9 @@ def load_thresholds(paths: Iterable[str]) -> ThresholdRules:
         except OSError as exc:
             raise ThresholdsError(f"--alert-thresholds: cannot read {path}: {exc.strerror}") from None
         try:
-            data = yaml.safe_load(text)
+            data = yamlsafe.load(text)
+        except yamlsafe.AliasError as exc:
+            raise ThresholdsError(f"--alert-thresholds: {path}: {exc}") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
