@@ -113,6 +113,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="FILE"),
     Option("metrics-path", str, "path of the metrics", aliases=("--web.telemetry-path",),
            metavar="PATH"),
+    Option("alert-thresholds", str, "rule file with per-queue alert thresholds, for the wallboard's colours; "
+           "repeatable (see alerts/overrides.example.yml)", repeatable=True, metavar="FILE"),
     Option("log-level", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
            aliases=("--log.level",)),
     Option("log-format", _choice("auto", "json", "console", "logfmt"),
@@ -273,6 +275,7 @@ def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
         kazoo_url=(v.get("kazoo_url") or "").rstrip("/") or None,
         account_ids=parse_account_ids(v.get("account_id", [])),
         secrets=Secrets(**secrets),
+        alert_thresholds=tuple(p for value in v.get("alert_thresholds", []) for p in value.split(",") if p.strip()),
         shard=_shard(v, environ),
         demo=demo,
     )
@@ -280,7 +283,8 @@ def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
 
 
 # Settings fields set from the option of the same name as given; the others are built above.
-_PLAIN_FIELDS = frozenset(f.name for f in fields(Settings)) - {"kazoo_url", "account_ids", "secrets", "shard", "demo"}
+_PLAIN_FIELDS = frozenset(f.name for f in fields(Settings)) - {"kazoo_url", "account_ids", "secrets", "shard", "demo",
+                                                                "alert_thresholds"}
 _DEMO_FIELDS = tuple(f.name for f in fields(DemoSettings) if f.name != "enabled")
 
 

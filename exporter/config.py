@@ -87,6 +87,7 @@ class Settings:
     listen: str = DEFAULT_LISTEN
     web_config_file: str | None = None
     metrics_path: str = "/metrics"
+    alert_thresholds: tuple[str, ...] = ()  # rule files with threshold overrides, for the wallboard's colours
     log_level: str = "info"
     log_format: LogFormat = "auto"
     shard: Shard | None = None
@@ -200,6 +201,10 @@ def validate(settings: Settings) -> Settings:
     if not settings.metrics_path.startswith("/"):
         raise ConfigError(f"--web.telemetry-path: must start with '/', got {settings.metrics_path!r}")
     parse_listen(settings.listen)
+    if settings.alert_thresholds:
+        from exporter.wallboard.thresholds import load_thresholds  # not at import: it reads rule files
+
+        load_thresholds(settings.alert_thresholds)  # ThresholdsError names --alert-thresholds and the file
     demo = settings.demo
     if demo.enabled:
         if demo.speed < 0 or demo.accounts < 1 or demo.queues < 1:

@@ -6,6 +6,7 @@ Control API for a standalone simulator (not part of Kazoo):
     POST /sim/burst              <- {"account_id", "queue_id", "outcome": "abandoned"|"missed"|"answered", "count"}
     POST /sim/restart            <- {"account_id", "queue_id"}
     POST /sim/advance            <- {"seconds": 3600}
+    POST /sim/rename             <- {"account_id", "queue_id", "name"} (any text, markup included)
 """
 
 from __future__ import annotations
@@ -422,6 +423,14 @@ class CrossbarApp:
                 self.state.restart_queue(data["account_id"], data["queue_id"])
             elif action == "advance":
                 self.state.advance(float(data["seconds"]))
+            elif action == "rename":
+                # Any text at all (the wallboard's tests name a queue with markup); Crossbar's own
+                # PATCH checks the length, this control call does not.
+                queue = self.state.queue(data["account_id"], data["queue_id"])
+                if queue is None or not isinstance(data["name"], str):
+                    raise ValueError("unknown queue or name not a string")
+                with self.state.lock:
+                    queue.name = data["name"]
             else:
                 return web.json_response({"error": f"unknown action {action!r}"}, status=404)
         except (KeyError, ValueError, AttributeError) as exc:
