@@ -52,6 +52,9 @@ def client_settings(settings: Settings) -> ClientSettings:
         status_via_post=settings.status_via_post,
         page_size=settings.page_size,
         max_connections=max(settings.max_concurrency * 2, 10),
+        request_timeout=settings.request_timeout,
+        max_answer_bytes=settings.max_answer_bytes,
+        max_pages=settings.max_pages,
     )
 
 
@@ -121,7 +124,8 @@ def landing_page(settings: Settings, poller: Poller) -> str:
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     metrics = selfmetrics.create()
     client = KazooClient(
-        client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
+        client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate,
+        on_token_refused=metrics.on_token_refused, on_truncated_name=metrics.on_truncated_name,
     )
     snapshot_registry = CollectorRegistry(auto_describe=False)
     collector = SnapshotCollector(lambda: poller.snapshot, settings.max_data_age)

@@ -73,6 +73,9 @@ class Settings:
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     retries: int = 2
+    request_timeout: float | None = None  # None: 3 x read_timeout (see kazoo.ClientSettings.request_deadline)
+    max_answer_bytes: int = 16 * 1024 * 1024
+    max_pages: int = 1000
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     listen: str = DEFAULT_LISTEN
@@ -121,6 +124,12 @@ def validate(settings: Settings) -> Settings:
     positive("poll-timeout", settings.poll_timeout)
     positive("connect-timeout", settings.connect_timeout)
     positive("read-timeout", settings.read_timeout)
+    if settings.request_timeout is not None:
+        positive("request-timeout", settings.request_timeout)
+    if settings.max_answer_bytes < 1024:
+        raise ConfigError(f"--max-answer-bytes: must be at least 1024, got {settings.max_answer_bytes}")
+    if settings.max_pages < 1:
+        raise ConfigError(f"--max-pages: must be at least 1, got {settings.max_pages}")
     if settings.max_concurrency < 1:
         raise ConfigError(f"--max-concurrency: must be at least 1, got {settings.max_concurrency}")
     if not 1 <= settings.status_batch_size <= 1000:

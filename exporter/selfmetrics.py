@@ -30,12 +30,20 @@ class SelfMetrics:
     poll_duration: Histogram
     missing_queues: Counter
     invalid_fields: Counter
+    token_refusals: Counter
+    truncated_names: Counter
 
     def on_request(self, endpoint: str, code: str) -> None:
         self.api_requests.labels(endpoint=endpoint, code=code).inc()
 
     def on_reauthenticate(self) -> None:
         self.reauthentications.inc()
+
+    def on_token_refused(self) -> None:
+        self.token_refusals.inc()
+
+    def on_truncated_name(self, kind: str) -> None:
+        self.truncated_names.labels(kind=kind).inc()
 
 
 def create(registry: CollectorRegistry | None = None, *, process: bool = True) -> SelfMetrics:
@@ -66,4 +74,10 @@ def create(registry: CollectorRegistry | None = None, *, process: bool = True) -
         invalid_fields=Counter("qubicle_invalid_fields",
                                "Status fields that were missing, null or not numeric (that sample was dropped).",
                                ["account_id", "field"], registry=registry),
+        token_refusals=Counter("qubicle_api_token_refusals",
+                               "Tokens Kazoo refused (401) right after issuing them; re-authentication after a "
+                               "401 then backs off.", registry=registry),
+        truncated_names=Counter("qubicle_truncated_names",
+                                "Queue or account names cut to the name length limit, by kind (queue, account).",
+                                ["kind"], registry=registry),
     )
