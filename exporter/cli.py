@@ -9,6 +9,7 @@ environment (QUBICLE_API_KEY, QUBICLE_AUTH_TOKEN, QUBICLE_PASSWORD), never from 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -127,6 +128,8 @@ OPTIONS: tuple[Option, ...] = (
 )
 _BY_DEST = {o.dest: o for o in OPTIONS}
 _SECRET_ENV = {"auth_token": "QUBICLE_AUTH_TOKEN", "api_key": "QUBICLE_API_KEY", "password": "QUBICLE_PASSWORD"}
+# Read by others, not by the settings: the container's HEALTHCHECK (Dockerfile).
+_OTHER_ENV = ("QUBICLE_HEALTHCHECK_URL",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,6 +141,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
+        # No prefix matching: "--api-key X" must not pass for --api-key-file (and echo the secret
+        # in "cannot read X"), nor any other unfinished flag for a real one.
+        allow_abbrev=False,
         description="Prometheus exporter for 2600Hz Kazoo Qubicle call-center queues. "
         f"Subcommand 'check' authenticates and prints every queue's status. Every flag also reads "
         f"{ENV_PREFIX}<FLAG> (upper case, dashes to underscores).",
@@ -202,7 +208,20 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         if option.env in environ:
             raw = environ[option.env]
             values[option.dest] = [raw] if option.repeatable else _convert(option, raw, f"${option.env}")
+    _warn_unknown_env(environ)
     return values
+
+
+def _warn_unknown_env(environ: Mapping[str, str]) -> None:
+    """A misspelt QUBICLE_* variable would be ignored in silence: name it and the closest one we read.
+    Only names are shown, never values (QUBICLE_APIKEY may well hold the key)."""
+    known = [o.env for o in OPTIONS] + list(_SECRET_ENV.values()) + list(_OTHER_ENV)
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known):
+        # Compared without the common prefix, which would make every name look close.
+        close = difflib.get_close_matches(name[len(ENV_PREFIX):], [k[len(ENV_PREFIX):] for k in known], n=1,
+                                          cutoff=0.6)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        print(f"{PROG}: warning: unknown environment variable {name} ignored{hint}", file=sys.stderr)
 
 
 def _read_secret(path: str, flag: str) -> str:

@@ -87,6 +87,16 @@ class Settings:
     demo: DemoSettings = field(default_factory=DemoSettings)
 
 
+def redact_url(text: str) -> str:
+    """A URL safe to echo, however malformed: no user or password (anything before an "@" in the
+    authority, "https//admin:PW@kz" included), no query and no fragment (they may carry a password)."""
+    text = re.split(r"[?#]", text, maxsplit=1)[0]
+    scheme, sep, rest = text.partition("//") if "//" in text else ("", "", text)
+    if "@" in rest:  # the last "@": a password may hold "/" or "@" itself
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{rest}"
+
+
 def parse_shard(text: str) -> Shard:
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match:
@@ -151,7 +161,7 @@ def validate(settings: Settings) -> Settings:
     if not settings.kazoo_url:
         raise ConfigError("--kazoo-url: required (or use --demo)")
     if not re.match(r"^https?://[^/\s]+", settings.kazoo_url):
-        raise ConfigError(f"--kazoo-url: expected http(s)://host[:port], got {settings.kazoo_url!r}")
+        raise ConfigError(f"--kazoo-url: expected http(s)://host[:port], got {redact_url(settings.kazoo_url)!r}")
     if not settings.account_ids:
         raise ConfigError("--account-id: at least one account id is required")
     s = settings.secrets

@@ -225,3 +225,30 @@ async def test_a_refused_fresh_token_is_a_credential_error(kazoo):
     error = await kazoo.fails(client.list_queues(ACCOUNT), CredentialError)
     assert "HTTP 401 again with a token just issued" in str(error)
     assert kazoo.token_refusals == 1
+
+
+# ---- the poller over it ----------------------------------------------------------------------------
+
+async def test_a_trickling_descendants_listing_no_longer_stops_the_poll(crossbar):
+    from dataclasses import replace
+
+    from exporter import selfmetrics
+    from exporter.app import client_settings
+    from exporter.config import Secrets, Settings
+    from exporter.kazoo import KazooClient
+    from exporter.poller import Poller
+
+    from .fake_crossbar import API_KEY
+
+    settings = replace(Settings(), kazoo_url=crossbar.url, account_ids=(ACCOUNT, UNKNOWN), discover_descendants=True,
+                       secrets=Secrets(api_key=API_KEY), retries=0, read_timeout=5.0, request_timeout=1.0,
+                       poll_timeout=20.0)
+    metrics = selfmetrics.create(process=False)
+    async with KazooClient(client_settings(settings), on_request=metrics.on_request) as client:
+        poller = Poller(settings, client, metrics)
+        crossbar.script["descendants"] = [_trickle, _trickle]
+        snapshot = await asyncio.wait_for(poller.poll(), timeout=60)
+    assert snapshot.accounts[ACCOUNT].up and snapshot.accounts[ACCOUNT].queue_count == 8
+    assert metrics.poll_errors.labels(account_id=ACCOUNT, reason="transport")._value.get() == 1
+    # The unknown account is down with its reason, whatever discovery did.
+    assert not snapshot.accounts[UNKNOWN].up and snapshot.accounts[UNKNOWN].error == "not_found"
