@@ -51,10 +51,11 @@ PINNED_ALERTS = {
     "QubicleKazooUnreachable": ("2m", {"critical"}),
     "QubicleExporterDown": ("5m", {"critical"}),
     "QubicleDataStale": ("2m", {"warning"}),
+    "QubicleAccountHasNoQueues": ("1h", {"warning"}),
 }
 QUEUE_ALERTS = {"QubicleSessionsMissed", "QubicleAbandonRateHigh", "QubicleCallersWaitingNoAgentReady",
                 "QubicleNoAgentsLoggedIn", "QubicleEstimatedWaitHigh"}
-ACCOUNT_ALERTS = {"QubicleKazooUnreachable", "QubicleDataStale"}
+ACCOUNT_ALERTS = {"QubicleKazooUnreachable", "QubicleDataStale", "QubicleAccountHasNoQueues"}
 
 
 def promtool() -> str:
@@ -109,6 +110,8 @@ MUTATIONS = [
     ("qubicle.alerts.yml", "for: 10m", "for: 11m", "no_agents_logged_in.yaml"),
     ("qubicle.alerts.yml", "[15m]", "[10m]", "sessions_missed.yaml"),
     ("qubicle.alerts.yml", "> 120", ">= 120", "exporter.yaml"),
+    ("qubicle.alerts.yml", "for: 1h", "for: 2h", "account_has_no_queues.yaml"),
+    ("qubicle.alerts.yml", "qubicle_up == 1", "qubicle_up >= 0", "account_has_no_queues.yaml"),
     # Without the override file, the overridden queues fire like the others.
     ("tests/overrides.yaml", "  - ../overrides.example.yml\n", "", "overrides.yaml"),
 ]
