@@ -103,7 +103,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("read-timeout", float, "seconds to wait for Kazoo's answer (default 10)", metavar="SECONDS"),
     Option("request-timeout", float, "seconds one request may take in all, connect to last byte "
            "(default 3 x --read-timeout)", metavar="SECONDS"),
-    Option("max-answer-bytes", int, "refuse a Kazoo answer larger than this once decoded (default 16 MiB)",
+    Option("max-answer-bytes", int, "refuse a Kazoo answer larger than this once decoded (default 8 MiB)",
            metavar="BYTES"),
     Option("max-pages", int, "give up on a listing longer than this many pages (default 1000)", metavar="N"),
     Option("retries", int, "extra attempts on connection errors, 5xx and 429 (default 2)", metavar="N"),

@@ -74,7 +74,7 @@ class Settings:
     read_timeout: float = 10.0
     retries: int = 2
     request_timeout: float | None = None  # None: 3 x read_timeout (see kazoo.ClientSettings.request_deadline)
-    max_answer_bytes: int = 16 * 1024 * 1024
+    max_answer_bytes: int = 8 * 1024 * 1024
     max_pages: int = 1000
     ca_file: str | None = None
     insecure_skip_verify: bool = False

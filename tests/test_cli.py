@@ -230,7 +230,7 @@ def test_known_environment_variables_cause_no_warning(key_file, capsys):
 
 def test_limit_flags(key_file):
     _, s = parse_args(base(key_file), environ={})
-    assert (s.request_timeout, s.max_answer_bytes, s.max_pages) == (None, 16 * 1024 * 1024, 1000)
+    assert (s.request_timeout, s.max_answer_bytes, s.max_pages) == (None, 8 * 1024 * 1024, 1000)
     _, s = parse_args(base(key_file) + ["--request-timeout", "7.5", "--max-answer-bytes", "2048", "--max-pages", "9"],
                       environ={})
     assert (s.request_timeout, s.max_answer_bytes, s.max_pages) == (7.5, 2048, 9)
