@@ -217,8 +217,8 @@ def test_a_misspelt_environment_variable_is_named_with_the_closest_one(key_file,
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines == [
         "qubicle-exporter: warning: unknown environment variable QUBICLE_APIKEY ignored (did you mean QUBICLE_API_KEY?)",
-        "qubicle-exporter: warning: unknown environment variable QUBICLE_INTERVALL ignored "
-        "(did you mean QUBICLE_INTERVAL?)",
+        ("qubicle-exporter: warning: unknown environment variable QUBICLE_INTERVALL ignored "
+         "(did you mean QUBICLE_INTERVAL?)"),
         "qubicle-exporter: warning: unknown environment variable QUBICLE_ZZZ ignored",
     ]
 

@@ -321,7 +321,7 @@ class KazooClient:
             attempt += 1
             try:
                 code, content, retry_after = await self._attempt(method, self._url(path, params), headers, body)
-            except (aiohttp.ClientError, asyncio.TimeoutError, _DeadlineExceeded) as exc:
+            except (aiohttp.ClientError, TimeoutError, _DeadlineExceeded) as exc:
                 self._on_request(endpoint, "error")
                 problem, worth_retrying = _transport_problem(exc, settings)
                 if not worth_retrying or attempt > settings.retries:
@@ -354,11 +354,11 @@ class KazooClient:
         async with self._slots:
             deadline = asyncio.timeout(self._settings.request_deadline)
             try:
-                async with deadline:
-                    async with self._session().request(method, url, json=body, headers=headers, allow_redirects=False,
-                                                       proxy_headers=self._proxy_headers) as response:
-                        content = await self._read_capped(response)
-                        return response.status, content, response.headers.get("Retry-After")
+                async with deadline, self._session().request(method, url, json=body, headers=headers,
+                                                             allow_redirects=False,
+                                                             proxy_headers=self._proxy_headers) as response:
+                    content = await self._read_capped(response)
+                    return response.status, content, response.headers.get("Retry-After")
             except TimeoutError:
                 if deadline.expired():
                     raise _DeadlineExceeded() from None
