@@ -231,6 +231,7 @@ class TokenKeeper:
         # "401 right after authenticating" into an authentication per request.
         self._after_refusal = CredentialGate(backoff_initial, backoff_max)
         self._refused_generation = -1
+        self._worked_generation = -1  # the newest token generation a request succeeded with
         self._lock = asyncio.Lock()
         self._generation = 0
         self.fixed = credentials.token is not None
@@ -252,8 +253,14 @@ class TokenKeeper:
 
     def distrust(self, token: Token, why: str) -> CredentialError:
         """A token just issued was refused at once. The request fails; the token is kept (it may
-        still work: under load Kazoo may expire tokens early), but re-authentication after a 401
-        backs off, doubling while fresh tokens keep being refused. Counted once per token."""
+        still work). If that token never worked for any request, re-authenticating again would only
+        buy another refused token for 35 rate-limit tokens: re-authentication after a 401 backs off,
+        doubling while fresh tokens keep being refused (counted once per token). A token that did
+        work and was then refused expired early (Kazoo under load, or expiry by use count): the next
+        401 may re-authenticate as usual."""
+        if token.generation <= self._worked_generation:
+            log.info("kazoo_token_expired_early", generation=token.generation)
+            return CredentialError(why)
         if token.generation != self._refused_generation:
             self._refused_generation = token.generation
             backoff = self._after_refusal.reject(why)
@@ -261,8 +268,10 @@ class TokenKeeper:
             log.warning("kazoo_fresh_token_refused", reason=why, generation=token.generation, retry_in=backoff)
         return CredentialError(why)
 
-    def vouch(self) -> None:
-        """A request succeeded with the held token: re-authentication after a 401 is allowed again."""
+    def vouch(self, token: Token) -> None:
+        """A request succeeded with `token`: fresh tokens work again."""
+        if token.generation > self._worked_generation:
+            self._worked_generation = token.generation
         self._after_refusal.settle()
 
     async def _refresh(self, seen: Token | None, *, after_401: bool) -> Token:

@@ -398,7 +398,7 @@ class KazooClient:
                 raise self._tokens.distrust(token, f"{label}: HTTP 401 again with a token just issued")
         if not 200 <= answer.code < 300:
             raise envelope.error_for(answer.code, answer.body, label, answer.attempts, answer.retry_after)
-        self._tokens.vouch()
+        self._tokens.vouch(token)
         return envelope.decode(answer.body, label, answer.code)
 
     async def _paginated(self, path: str, endpoint: str) -> list[Any]:

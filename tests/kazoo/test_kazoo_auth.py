@@ -315,3 +315,28 @@ def test_renewal_delay_and_jwt_reading():
     for junk_token in junk:
         assert kazoo_auth.jwt_expiry(junk_token) is None
         
+
+async def test_a_token_that_worked_and_then_expired_early_does_not_close_the_backoff():
+    # Kazoo under load (or expiring tokens by use count) may refuse a token that already served
+    # requests: that is an early expiry, not "fresh tokens are refused", and must not stop the
+    # next 401 from re-authenticating (the fault soak expires tokens every 100 requests).
+    issued: list[str] = []
+
+    async def authenticate(request: kazoo_auth.AuthRequest) -> str:
+        issued.append(f"token-{len(issued)}")
+        return issued[-1]
+
+    refusals: list[int] = []
+    keeper = kazoo_auth.TokenKeeper(Credentials(api_key=API_KEY), authenticate, renew_before=60, backoff_initial=60,
+                                    backoff_max=900, on_reauthenticate=lambda: None,
+                                    on_token_refused=lambda: refusals.append(1))
+    first = await keeper.current()
+    second = await keeper.replace(first)
+    keeper.vouch(second)                     # it worked for a while...
+    keeper.distrust(second, "401 again")     # ...then a retry with it was refused
+    third = await keeper.replace(second)     # the next 401 still re-authenticates
+    assert (len(issued), refusals) == (3, [])
+    keeper.distrust(third, "401 again")      # never worked: fresh tokens are refused
+    with pytest.raises(CredentialError, match="not authenticating again for 60s"):
+        await keeper.replace(third)
+    assert (len(issued), refusals) == (3, [1])
