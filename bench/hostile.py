@@ -2,7 +2,7 @@
 event loop (what a scrape would wait), each case in a fresh process, over loopback.
 
 Cases (issue 12): a listing just under the answer cap (decoded in full: the largest stall there is),
-a 200 MB JSON body, and a 1 GiB gzip bomb (both refused at the cap).
+a 200 MB JSON body with and without a Content-Length, and a 1 GiB gzip bomb (refused at the cap).
 
     python -m bench.hostile
 """
@@ -50,7 +50,7 @@ def _rows(size: int) -> bytes:
 def _body(case: str) -> tuple[bytes, dict[str, str]]:
     if case == "listing at the cap":
         return _rows(MAX_ANSWER_BYTES - 1024), {}
-    if case == "200 MB JSON":
+    if case.startswith("200 MB JSON"):
         return _rows(200 * 1000 * 1000), {}
     # 1 GiB of spaces in a JSON string, about 1 MB compressed.
     return gzip.compress(b'{"data": "' + b" " * (1024 ** 3) + b'"}', compresslevel=9), {"Content-Encoding": "gzip"}
@@ -60,8 +60,15 @@ def _serve(case: str, ports: multiprocessing.Queue) -> None:  # type: ignore[typ
     """The hostile server, in its own process: its work must not count as the client's."""
     body, headers = _body(case)
 
-    async def answer(request: web.Request) -> web.Response:
-        return web.Response(body=body, headers={"Content-Type": "application/json", **headers})
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if not case.endswith("chunked"):
+            return web.Response(body=body, headers={"Content-Type": "application/json", **headers})
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})  # no Content-Length
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(body), 1 << 20):
+            await response.write(body[start:start + (1 << 20)])
+        return response
 
     async def main() -> None:
         app = web.Application()
@@ -111,7 +118,7 @@ def _client(case: str, port: int, size: int, results: multiprocessing.Queue) -> 
 def run() -> list[Result]:
     results = []
     context = multiprocessing.get_context("spawn")
-    for case in ("listing at the cap", "200 MB JSON", "1 GiB gzip bomb"):
+    for case in ("listing at the cap", "200 MB JSON", "200 MB JSON, chunked", "1 GiB gzip bomb"):
         ports, answers = context.Queue(), context.Queue()
         server = context.Process(target=_serve, args=(case, ports), daemon=True)
         server.start()
@@ -129,7 +136,7 @@ def run() -> list[Result]:
 
 def report(results: list[Result]) -> str:
     lines = [f"answer cap {MAX_ANSWER_BYTES / 2**20:g} MiB",
-             "| case | body sent (MB) | outcome | seconds | longest loop stall (ms) | RSS growth (MB) |",
+             "| case | body offered (MB) | outcome | seconds | longest loop stall (ms) | RSS growth (MB) |",
              "|---|---|---|---|---|---|"]
     lines += [f"| {r.case} | {r.body_mb:.1f} | {r.outcome} | {r.seconds:.2f} | {r.longest_stall_ms:.0f} | "
               f"{r.peak_rss_mb:.0f} |" for r in results]

@@ -158,7 +158,21 @@ async def test_an_answer_larger_than_the_cap_is_refused(kazoo):
     assert str(error) == (f"GET /v2/accounts/{ACCOUNT}/qubicle_queues: HTTP 200 answer larger than 1048576 "
                           "bytes once decoded (--max-answer-bytes); refused")
     assert error.reason == "bad_response"
-    # The same answer under the cap is fine.
+    # The same without a Content-Length (chunked): counted as it arrives.
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for start in range(0, len(big), 100_000):
+            await response.write(big[start:start + 100_000])
+        return response
+
+    kazoo.crossbar.script["queues"] = [streamed]
+    error = await kazoo.fails(client.list_queues(ACCOUNT), BadResponseError)
+    assert "answer larger than 1048576 bytes once decoded" in str(error)
+    # The same answer under the cap is fine, with or without a length.
+    kazoo.crossbar.script["queues"] = [streamed]
+    assert len(await kazoo.client(max_answer_bytes=4 * 1024 * 1024).list_queues(ACCOUNT)) > 1000
     kazoo.crossbar.script["queues"] = [huge]
     assert len(await kazoo.client(max_answer_bytes=4 * 1024 * 1024).list_queues(ACCOUNT)) > 1000
 
