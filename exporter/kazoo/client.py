@@ -48,7 +48,7 @@ from exporter.kazoo.qubicle import (
 # Largest realistic answer: one page of 10,000 descendants (--page-size 10000) is 1-3 MB, a status
 # batch of 1,000 queues about 0.5 MB; at Crossbar's default page of 50 rows, answers are ~10 KB.
 # 8 MiB leaves room for those and caps what one answer may cost: json.loads holds the event loop
-# (and the GIL: a thread would not help) for about 0.3 s at 8 MiB, and needs several times its size
+# (and the GIL: a thread would not help) for about 0.5 s at 8 MiB, and needs several times its size
 # in memory (bench/hostile.py).
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 # 10,000 queues or 50,000 accounts at Crossbar's default page of 50 rows; endless distinct keys stop here.
