@@ -270,8 +270,7 @@ class TokenKeeper:
 
     def vouch(self, token: Token) -> None:
         """A request succeeded with `token`: fresh tokens work again."""
-        if token.generation > self._worked_generation:
-            self._worked_generation = token.generation
+        self._worked_generation = max(self._worked_generation, token.generation)
         self._after_refusal.settle()
 
     async def _refresh(self, seen: Token | None, *, after_401: bool) -> Token:
