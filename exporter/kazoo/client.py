@@ -53,6 +53,9 @@ from exporter.kazoo.qubicle import (
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
 # 10,000 queues or 50,000 accounts at Crossbar's default page of 50 rows; endless distinct keys stop here.
 MAX_PAGES = 1000
+# A listing, all its pages together, may total this many answers' worth (16 MiB by default: about
+# 50,000 descendants with their realms and trees).
+LISTING_ANSWERS = 2
 _CHUNK = 64 * 1024
 
 log = structlog.get_logger("qubicle.kazoo")
@@ -387,8 +390,11 @@ class KazooClient:
         return bytes(body)
 
     async def _call(self, method: str, path: str, endpoint: str, *, params: dict[str, Any] | None = None,
-                    body: Any = None) -> dict[str, Any]:
-        """An authenticated request; on a 401, one shared re-authentication and one retry."""
+                    body: Any = None, sizes: list[int] | None = None) -> dict[str, Any]:
+        """An authenticated request; on a 401, one shared re-authentication and one retry.
+
+        `sizes`, if given, gets the size of the successful answer's body appended.
+        """
         label = f"{method} {path}"
         token = await self._tokens.current()
         answer = await self._exchange(method, path, endpoint, token=token, params=params, body=body)
@@ -403,6 +409,8 @@ class KazooClient:
         if not 200 <= answer.code < 300:
             raise envelope.error_for(answer.code, answer.body, label, answer.attempts, answer.retry_after)
         self._tokens.vouch(token)
+        if sizes is not None:
+            sizes.append(len(answer.body))
         return envelope.decode(answer.body, label, answer.code)
 
     async def _paginated(self, path: str, endpoint: str) -> list[Any]:
@@ -412,10 +420,16 @@ class KazooClient:
         params: dict[str, Any] = {}
         if self._settings.page_size:
             params["page_size"] = self._settings.page_size
-        pages = 0
+        sizes: list[int] = []
+        # All pages together: each is capped, but endless pages of near the cap would otherwise
+        # pile up (their rows are kept until the listing ends).
+        budget = LISTING_ANSWERS * self._settings.max_answer_bytes
         while True:
-            answer = await self._call("GET", path, endpoint, params=params)
-            pages += 1
+            answer = await self._call("GET", path, endpoint, params=params, sizes=sizes)
+            pages = len(sizes)
+            if sum(sizes) > budget:
+                raise BadResponseError(f"GET {path}: the listing passed {budget} bytes in {pages} pages "
+                                       f"({LISTING_ANSWERS} x --max-answer-bytes); refused")
             data = answer["data"]
             if not isinstance(data, list):
                 raise BadResponseError(f"GET {path}: 'data' of a listing is not a list")

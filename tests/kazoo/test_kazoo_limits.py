@@ -137,6 +137,23 @@ async def _endless_async(request: web.Request) -> web.Response:
     return _endless_page(request)
 
 
+async def test_endless_pages_near_the_answer_cap_stop_at_the_listing_budget(kazoo):
+    # Each page passes the per-answer cap, but their rows are kept until the listing ends: all pages
+    # together may total 2 x --max-answer-bytes.
+    client = kazoo.client(max_answer_bytes=256 * 1024)
+    fat_rows = [{"id": f"{i:032x}", "name": "n" * 150} for i in range(1000)]  # ~200 KB a page
+
+    async def fat_page(request: web.Request) -> web.Response:
+        key = base64.b64encode(uuid.uuid4().bytes).decode()
+        return web.json_response({"status": "success", "data": fat_rows, "next_start_key": key})
+
+    kazoo.crossbar.script["descendants"] = [fat_page] * 20
+    error = await kazoo.fails(client.list_descendants(ACCOUNT), BadResponseError)
+    assert str(error) == (f"GET /v2/accounts/{ACCOUNT}/descendants: the listing passed 524288 bytes in 3 pages "
+                          "(2 x --max-answer-bytes); refused")
+    assert kazoo.crossbar.count("descendants") == 3
+
+
 # ---- answer size -----------------------------------------------------------------------------------
 
 def _listing(size: int) -> bytes:
