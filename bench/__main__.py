@@ -1,4 +1,4 @@
-"""`python -m bench [scrape|poll|resources] [--quick]`: run the benchmarks and print their tables."""
+"""`python -m bench [scrape|poll|resources|hostile] [--quick]`: run the benchmarks and print their tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-from bench import poll, resources, scrape
+from bench import hostile, poll, resources, scrape
 from exporter import logs
 
 
@@ -20,13 +20,13 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("which", nargs="*", help="scrape, poll and/or resources (default: all)")
+    parser.add_argument("which", nargs="*", help="scrape, poll, resources and/or hostile (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a shorter resource run")
     args = parser.parse_args(argv)
-    which = args.which or ["scrape", "poll", "resources"]
-    unknown = set(which) - {"scrape", "poll", "resources"}
+    which = args.which or ["scrape", "poll", "resources", "hostile"]
+    unknown = set(which) - {"scrape", "poll", "resources", "hostile"}
     if unknown:
-        parser.error(f"unknown benchmark {sorted(unknown)[0]!r}: choose scrape, poll or resources")
+        parser.error(f"unknown benchmark {sorted(unknown)[0]!r}: choose scrape, poll, resources or hostile")
     logs.configure("warning", "console", stream=sys.stderr)  # the poll summary lines would drown the tables
     print(f"machine: {machine()}\n", flush=True)
     if "scrape" in which:
@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     if "resources" in which:
         print(resources.report(resources.run(warmup=20 if args.quick else 30, measure=40 if args.quick else 120)),
               flush=True)
+    if "hostile" in which:
+        print(hostile.report(hostile.run()), flush=True)
     return 0
 
 

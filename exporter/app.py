@@ -30,7 +30,8 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
     """Runs until `stop` is set; each time `reload` is set (SIGHUP) the web config is read again."""
     metrics = selfmetrics.create()
     client = KazooClient(
-        client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
+        client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate,
+        on_token_refused=metrics.on_token_refused, on_truncated_name=metrics.on_truncated_name,
     )
     labels = LabelCache()
 

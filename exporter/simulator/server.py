@@ -57,6 +57,8 @@ def _endpoint(request: web.Request) -> str:
         return "queue_status"
     if path.endswith("/qubicle_queues"):
         return "queues"
+    if path.startswith("/v2/accounts/") and path.count("/") == 3:
+        return "account"
     return "other"
 
 
@@ -241,6 +243,17 @@ class CrossbarApp:
             rows = [{"id": a.id, "name": a.name, "tree": [], "realm": f"{a.id[:6]}.sim.example.net"}
                     for a in self.state.descendants(account_id)]
         return self.page(request, rows)
+
+    async def account(self, request: web.Request) -> web.Response:
+        """The account document: readable for the token's own account and its descendants; an unknown
+        id is 404 "bad identifier" (authorize), whether or not the account runs Qubicle."""
+        account_id = request.match_info["account_id"]
+        self.authorize(request, account_id)
+        with self.state.lock:
+            account = self.state.accounts[account_id]
+            doc = {"id": account.id, "name": account.name, "realm": f"{account.id[:6]}.sim.example.net",
+                   "enabled": True, "timezone": self.state.config.timezone}
+        return self.envelope(request, doc)
 
     def account_queues(self, request: web.Request) -> tuple[str, dict[str, QueueModel]]:
         account_id = request.match_info["account_id"]
@@ -443,6 +456,7 @@ class CrossbarApp:
         r.add_put("/v2/api_auth", self.api_auth)
         r.add_put("/v2/user_auth", self.user_auth)
         base = "/v2/accounts/{account_id}"
+        r.add_get(base, self.account)
         r.add_get(base + "/descendants", self.descendants)
         r.add_get(base + "/qubicle_queues", self.list_queues)
         r.add_put(base + "/qubicle_queues", self.create_queue)
