@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 PORT ?= 10147
 
-.PHONY: demo test lint tools bench dashboards kubernetes check-generated clean
+.PHONY: demo test lint tools bench dashboards kubernetes screenshot check-generated clean
 
 # setuptools' 'Editable installation' notice warns of folders named like the package in the working
 # directory: here that folder is the package itself. Only that notice is muted.
@@ -19,7 +19,7 @@ DEMO_LISTEN ?= 127.0.0.1:$(PORT)
 demo: $(BIN)/.installed
 	$(BIN)/qubicle-exporter --demo --listen $(DEMO_LISTEN) --agent-metrics
 
-# promtool, Prometheus and Alertmanager come from Debian's packages.
+# promtool, Prometheus, Alertmanager and chromium come from Debian's packages.
 tools:
 	@./scripts/install-tools
 
@@ -44,6 +44,10 @@ kubernetes: $(BIN)/.installed
 check-generated: $(BIN)/.installed
 	$(BIN)/python dashboards/generate.py --check
 	$(BIN)/python deploy/kubernetes/generate.py --check
+
+# docs/img/wallboard.png: the demo's wallboard in Debian's chromium (installed by `make tools`).
+screenshot: $(BIN)/.installed tools
+	$(BIN)/python scripts/wallboard-screenshot
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

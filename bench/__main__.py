@@ -1,4 +1,4 @@
-"""`python -m bench [scrape|poll|resources|agents] [--quick]`: run the benchmarks and print their tables."""
+"""`python -m bench [scrape|poll|resources|hostile|agents] [--quick]`: run the benchmarks and print their tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-from bench import agents, poll, resources, scrape
+from bench import agents, hostile, poll, resources, scrape
 from exporter import logs
 
 
@@ -20,13 +20,13 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("which", nargs="*", help="scrape, poll, resources and/or agents (default: all)")
+    parser.add_argument("which", nargs="*", help="scrape, poll, resources, hostile and/or agents (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a shorter resource run")
     args = parser.parse_args(argv)
-    which = args.which or ["scrape", "poll", "resources", "agents"]
-    unknown = set(which) - {"scrape", "poll", "resources", "agents"}
+    which = args.which or ["scrape", "poll", "resources", "hostile", "agents"]
+    unknown = set(which) - {"scrape", "poll", "resources", "hostile", "agents"}
     if unknown:
-        parser.error(f"unknown benchmark {sorted(unknown)[0]!r}: choose scrape, poll, resources or agents")
+        parser.error(f"unknown benchmark {sorted(unknown)[0]!r}: choose scrape, poll, resources, hostile or agents")
     logs.configure("warning", "console", stream=sys.stderr)  # the poll summary lines would drown the tables
     print(f"machine: {machine()}\n", flush=True)
     if "scrape" in which:
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     if "resources" in which:
         print(resources.report(resources.run(warmup=20 if args.quick else 30, measure=40 if args.quick else 120)),
               flush=True)
+    if "hostile" in which:
+        print(hostile.report(hostile.run()), flush=True)
     return 0
 
 

@@ -437,14 +437,20 @@ def exporter_dashboard() -> dict[str, Any]:
                           query(f"sum by (account_id, reason) "
                                 f"(increase(qubicle_poll_errors_total{{{ACCOUNT}}}[$__rate_interval]))",
                                 "{{reason}} {{account_id}}")))
-        .with_panel(graph("Re-authentications", "short",
+        .with_panel(graph("Re-authentications, refused fresh tokens", "short",
                           query('sum by (instance) (increase(qubicle_api_reauthentications_total{job=~"$job"}'
-                                '[$__rate_interval]))', "{{instance}}")))
-        .with_panel(graph("Queues missing from status answers, invalid fields", "short",
+                                '[$__rate_interval]))', "re-authentications {{instance}}", "A"),
+                          query('sum by (instance) (increase(qubicle_api_token_refusals_total{job=~"$job"}'
+                                '[$__rate_interval]))', "fresh token refused {{instance}}", "B"),
+                          description="A refused fresh token pauses re-authentication after a 401 (60 s, "
+                                      "doubling): see README, Authentication."))
+        .with_panel(graph("Queues missing from status answers, invalid fields, names cut", "short",
                           query(f"sum by (account_id) (increase(qubicle_status_missing_queues_total{{{ACCOUNT}}}"
                                 f"[$__rate_interval]))", "missing {{account_id}}", "A"),
                           query(f"sum by (field) (increase(qubicle_invalid_fields_total{{{ACCOUNT}}}"
-                                f"[$__rate_interval]))", "invalid {{field}}", "B")))
+                                f"[$__rate_interval]))", "invalid {{field}}", "B"),
+                          query('sum by (kind) (increase(qubicle_truncated_names_total{job=~"$job"}'
+                                '[$__rate_interval]))', "{{kind}} names cut", "C")))
         .with_panel(graph("Queues per account", "short",
                           query(f"max by (account_id) (qubicle_queues{{{ACCOUNT}}})", "{{account_id}}")))
     )

@@ -18,6 +18,9 @@ from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.render import LabelCache, render
 from exporter.snapshot import Snapshot
+from exporter.wallboard.api import DocumentCache
+from exporter.wallboard.routes import PAGE_PATH
+from exporter.wallboard.thresholds import load_thresholds
 from exporter.web import WebHandlers, WebServer, landing_page
 
 log = structlog.get_logger("qubicle")
@@ -27,7 +30,8 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
     """Runs until `stop` is set; each time `reload` is set (SIGHUP) the web config is read again."""
     metrics = selfmetrics.create()
     client = KazooClient(
-        client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate
+        client_settings(settings), on_request=metrics.on_request, on_reauthenticate=metrics.on_reauthenticate,
+        on_token_refused=metrics.on_token_refused, on_truncated_name=metrics.on_truncated_name,
     )
     labels = LabelCache()
 
@@ -36,16 +40,23 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
 
     exposition = Exposition(metrics.registry, render_snapshot, max_data_age=settings.max_data_age, prerender=True)
     poller = Poller(settings, client, metrics, on_snapshot=exposition.update)
+    thresholds = load_thresholds(settings.alert_thresholds)  # checked at start by config.validate
+    documents = DocumentCache(lambda: poller.snapshot, settings.max_data_age, thresholds, interval=settings.interval)
 
     handlers = WebHandlers(
         metrics=exposition.render,
         landing=lambda: landing_page(settings, poller.snapshot),
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,
+        queues=documents.json,
     )
     server = await WebServer.start(handlers, settings.listen, settings.web_config_file,
                                    metrics_path=settings.metrics_path)
     log.info("listening", addresses=[f"{h}:{p}" for h, p in server.bound], metrics_path=settings.metrics_path)
+    if not settings.web_config_file:  # with a web config the scheme may be https: the path says enough
+        host, port = server.bound[0]
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
+        log.info("wallboard", url=f"http://{host}:{port}{PAGE_PATH}")
 
     async def reload_web_config() -> None:
         assert reload is not None

@@ -9,6 +9,7 @@ environment (QUBICLE_API_KEY, QUBICLE_AUTH_TOKEN, QUBICLE_PASSWORD), never from 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import socket
 import sys
@@ -21,6 +22,7 @@ import yaml
 
 from exporter import __version__, yamlsafe
 from exporter.config import (
+    DEFAULT_TEXT,
     DERIVED,
     ConfigError,
     DemoSettings,
@@ -104,6 +106,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("wait-unit", _choice("seconds", "milliseconds"), "unit of Kazoo's wait figures"),
     Option("connect-timeout", float, "seconds to connect to Kazoo", metavar="SECONDS"),
     Option("read-timeout", float, "seconds to wait for Kazoo's answer", metavar="SECONDS"),
+    Option("request-timeout", float, "seconds one request may take in all, connect to last byte",
+           metavar="SECONDS"),
+    Option("max-answer-bytes", int, "refuse a Kazoo answer larger than this once decoded", metavar="BYTES"),
+    Option("max-pages", int, "give up on a listing longer than this many pages", metavar="N"),
     Option("retries", int, "extra attempts on connection errors, 5xx and 429", metavar="N"),
     Option("ca-file", str, "CA bundle to verify Kazoo's TLS certificate", metavar="FILE"),
     Option("insecure-skip-verify", _bool, "do NOT verify Kazoo's TLS certificate (logs a warning)", boolean=True),
@@ -113,6 +119,8 @@ OPTIONS: tuple[Option, ...] = (
            metavar="FILE"),
     Option("metrics-path", str, "path of the metrics", aliases=("--web.telemetry-path",),
            metavar="PATH"),
+    Option("alert-thresholds", str, "rule file with per-queue alert thresholds, for the wallboard's colours; "
+           "repeatable (see alerts/overrides.example.yml)", repeatable=True, metavar="FILE"),
     Option("log-level", _choice("debug", "info", "warning", "error"), "debug, info, warning or error",
            aliases=("--log.level",)),
     Option("log-format", _choice("auto", "json", "console", "logfmt"),
@@ -138,6 +146,8 @@ OPTIONS: tuple[Option, ...] = (
 )
 _BY_DEST = {o.dest: o for o in OPTIONS}
 _SECRET_ENV = {"auth_token": "QUBICLE_AUTH_TOKEN", "api_key": "QUBICLE_API_KEY", "password": "QUBICLE_PASSWORD"}
+# Read by others, not by the settings: the container's HEALTHCHECK (Dockerfile).
+_OTHER_ENV = ("QUBICLE_HEALTHCHECK_URL",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -150,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         usage=f"{PROG} [run | check] [options]",
+        # No prefix matching: "--api-key X" must not pass for --api-key-file (and echo the secret
+        # in "cannot read X"), nor any other unfinished flag for a real one.
+        allow_abbrev=False,
         description="Prometheus exporter for 2600Hz Kazoo Qubicle call-center queues. "
         "Subcommands: 'run' (the default, may be omitted) polls Kazoo and serves the metrics; 'check' "
         "authenticates, prints every queue's status and exits. Every flag also reads "
@@ -219,10 +232,23 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         if option.env in environ:
             raw = environ[option.env]
             values[option.dest] = [raw] if option.repeatable else _convert(option, raw, f"${option.env}")
+    _warn_unknown_env(environ)
     return values
 
 
 SECRET_FILE_MAX = 8192  # bytes; tokens, API keys and passwords are far shorter
+
+
+def _warn_unknown_env(environ: Mapping[str, str]) -> None:
+    """A misspelt QUBICLE_* variable would be ignored in silence: name it and the closest one we read.
+    Only names are shown, never values (QUBICLE_APIKEY may well hold the key)."""
+    known = [o.env for o in OPTIONS] + list(_SECRET_ENV.values()) + list(_OTHER_ENV)
+    for name in sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known):
+        # Compared without the common prefix, which would make every name look close.
+        close = difflib.get_close_matches(name[len(ENV_PREFIX):], [k[len(ENV_PREFIX):] for k in known], n=1,
+                                          cutoff=0.6)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        print(f"{PROG}: warning: unknown environment variable {name} ignored{hint}", file=sys.stderr)
 
 
 def _read_secret(path: str, flag: str) -> str:
@@ -283,6 +309,7 @@ def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
         kazoo_url=(v.get("kazoo_url") or "").rstrip("/") or None,
         account_ids=parse_account_ids(v.get("account_id", [])),
         secrets=Secrets(**secrets),
+        alert_thresholds=tuple(p for value in v.get("alert_thresholds", []) for p in value.split(",") if p.strip()),
         shard=_shard(v, environ),
         demo=demo,
     )
@@ -290,7 +317,8 @@ def _settings(v: dict[str, Any], environ: Mapping[str, str]) -> Settings:
 
 
 # Settings fields set from the option of the same name as given; the others are built above.
-_PLAIN_FIELDS = frozenset(f.name for f in fields(Settings)) - {"kazoo_url", "account_ids", "secrets", "shard", "demo"}
+_PLAIN_FIELDS = frozenset(f.name for f in fields(Settings)) - {"kazoo_url", "account_ids", "secrets", "shard", "demo",
+                                                                "alert_thresholds"}
 _DEMO_FIELDS = tuple(f.name for f in fields(DemoSettings) if f.name != "enabled")
 
 
@@ -299,14 +327,14 @@ def default_text(option: Option) -> str | None:
     name = option.dest
     if name in DERIVED:
         return DERIVED[name][1]
+    if name in DEFAULT_TEXT:
+        return DEFAULT_TEXT[name]
     if name.startswith("demo_") and name.removeprefix("demo_") in _DEMO_FIELDS:
         value = getattr(DemoSettings(), name.removeprefix("demo_"))
     elif name in _PLAIN_FIELDS:
         value = getattr(Settings(), name)
     else:
         return None
-    if name == "page_size" and value is None:
-        return "Crossbar's"
     if value is None or isinstance(value, bool):
         return None
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -82,11 +82,15 @@ class Settings:
     connect_timeout: float = ClientSettings.connect_timeout
     read_timeout: float = ClientSettings.read_timeout
     retries: int = ClientSettings.retries
+    request_timeout: float | None = ClientSettings.request_timeout  # None: 3 x --read-timeout
+    max_answer_bytes: int = ClientSettings.max_answer_bytes
+    max_pages: int = ClientSettings.max_pages
     ca_file: str | None = None
     insecure_skip_verify: bool = False
     listen: str = DEFAULT_LISTEN
     web_config_file: str | None = None
     metrics_path: str = "/metrics"
+    alert_thresholds: tuple[str, ...] = ()  # rule files with threshold overrides, for the wallboard's colours
     log_level: str = "info"
     log_format: LogFormat = "auto"
     shard: Shard | None = None
@@ -107,6 +111,14 @@ class Settings:
 DERIVED: dict[str, tuple[float, str]] = {
     "max_data_age": (3.0, "3 x --interval"),
     "poll_timeout": (0.75, "3/4 of --interval"),
+}
+
+
+# What the help says of a default that is no plain value.
+DEFAULT_TEXT: dict[str, str] = {
+    "page_size": "Crossbar's",
+    "request_timeout": "3 x --read-timeout",
+    "max_answer_bytes": "8 MiB",
 }
 
 
@@ -135,6 +147,16 @@ def parse_listen(listen: str) -> tuple[str | None, int]:
     if port > 65535:
         raise ConfigError(f"--listen: port {port} is out of range (0-65535)")
     return host, port
+
+
+def redact_url(text: str) -> str:
+    """A URL safe to echo, however malformed: no user or password (anything before an "@" in the
+    authority, "https//admin:PW@kz" included), no query and no fragment (they may carry a password)."""
+    text = re.split(r"[?#]", text, maxsplit=1)[0]
+    scheme, sep, rest = text.partition("//") if "//" in text else ("", "", text)
+    if "@" in rest:  # the last "@": a password may hold "/" or "@" itself
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{rest}"
 
 
 def parse_shard(text: str) -> Shard:
@@ -194,6 +216,12 @@ def validate(settings: Settings) -> Settings:
         raise ConfigError(
             f"--agent-status-batch-size: must be between 1 and 1000, got {settings.agent_status_batch_size}")
     positive("read-timeout", settings.read_timeout)
+    if settings.request_timeout is not None:
+        positive("request-timeout", settings.request_timeout)
+    if settings.max_answer_bytes < 1024:
+        raise ConfigError(f"--max-answer-bytes: must be at least 1024, got {settings.max_answer_bytes}")
+    if settings.max_pages < 1:
+        raise ConfigError(f"--max-pages: must be at least 1, got {settings.max_pages}")
     if settings.max_concurrency < 1:
         raise ConfigError(f"--max-concurrency: must be at least 1, got {settings.max_concurrency}")
     if not 1 <= settings.status_batch_size <= 1000:
@@ -211,6 +239,10 @@ def validate(settings: Settings) -> Settings:
     if not settings.metrics_path.startswith("/"):
         raise ConfigError(f"--web.telemetry-path: must start with '/', got {settings.metrics_path!r}")
     parse_listen(settings.listen)
+    if settings.alert_thresholds:
+        from exporter.wallboard.thresholds import load_thresholds  # not at import: it reads rule files
+
+        load_thresholds(settings.alert_thresholds)  # ThresholdsError names --alert-thresholds and the file
     demo = settings.demo
     if demo.enabled:
         if demo.speed < 0 or demo.accounts < 1 or demo.queues < 1:
@@ -219,7 +251,7 @@ def validate(settings: Settings) -> Settings:
     if not settings.kazoo_url:
         raise ConfigError("--kazoo-url: required (or use --demo)")
     if not re.match(r"^https?://[^/\s]+", settings.kazoo_url):
-        raise ConfigError(f"--kazoo-url: expected http(s)://host[:port], got {settings.kazoo_url!r}")
+        raise ConfigError(f"--kazoo-url: expected http(s)://host[:port], got {redact_url(settings.kazoo_url)!r}")
     if not settings.account_ids:
         raise ConfigError("--account-id: at least one account id is required")
     s = settings.secrets
@@ -268,4 +300,7 @@ def client_settings(settings: Settings) -> ClientSettings:
         status_via_post=settings.status_via_post,
         page_size=settings.page_size,
         max_connections=max(settings.max_concurrency * 2, 10),
+        request_timeout=settings.request_timeout,
+        max_answer_bytes=settings.max_answer_bytes,
+        max_pages=settings.max_pages,
     )

@@ -30,6 +30,8 @@ class SelfMetrics:
     poll_duration: Histogram
     missing_queues: Counter
     invalid_fields: Counter
+    token_refusals: Counter
+    truncated_names: Counter
     # account id -> (counter, label values) of its series, so that they go when the account does.
     _account_series: dict[str, set[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
 
@@ -61,6 +63,12 @@ class SelfMetrics:
     def on_reauthenticate(self) -> None:
         self.reauthentications.inc()
 
+    def on_token_refused(self) -> None:
+        self.token_refusals.inc()
+
+    def on_truncated_name(self, kind: str) -> None:
+        self.truncated_names.labels(kind=kind).inc()
+
 
 def create(registry: CollectorRegistry | None = None, *, process: bool = True) -> SelfMetrics:
     # *_created series double every counter's series and no dashboard or alert of ours reads them.
@@ -90,4 +98,10 @@ def create(registry: CollectorRegistry | None = None, *, process: bool = True) -
         invalid_fields=Counter("qubicle_invalid_fields",
                                "Status fields that were missing, null or not numeric (that sample was dropped).",
                                ["account_id", "field"], registry=registry),
+        token_refusals=Counter("qubicle_api_token_refusals",
+                               "Tokens Kazoo refused (401) right after issuing them; re-authentication after a "
+                               "401 then backs off.", registry=registry),
+        truncated_names=Counter("qubicle_truncated_names",
+                                "Queue or account names cut to the name length limit, by kind (queue, account).",
+                                ["kind"], registry=registry),
     )

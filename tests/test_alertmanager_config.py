@@ -35,6 +35,7 @@ EXPECTED_RECEIVER = {
     ("QubicleKazooUnreachable", "critical"): "oncall-pager",
     ("QubicleExporterDown", "critical"): "oncall-pager",
     ("QubicleDataStale", "warning"): "team-chat",
+    ("QubicleAccountHasNoQueues", "warning"): "team-chat",
 }
 
 
@@ -64,7 +65,8 @@ def test_every_alert_of_the_rules_has_an_expected_route():
 def test_routing(alert: str, severity: str):
     labels = [f"alertname={alert}", f"severity={severity}", "job=qubicle", "instance=exporter:10147",
               "account_id=acc-a"]
-    if alert not in {"QubicleKazooUnreachable", "QubicleExporterDown", "QubicleDataStale"}:
+    if alert not in {"QubicleKazooUnreachable", "QubicleExporterDown", "QubicleDataStale",
+                     "QubicleAccountHasNoQueues"}:
         labels += ["queue_id=q-sales", "queue_name=Sales"]
     result = amtool("config", "routes", "test", f"--config.file={CONFIG}",
                     f"--verify.receivers={EXPECTED_RECEIVER[alert, severity]}", *labels)

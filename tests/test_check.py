@@ -99,3 +99,43 @@ def test_the_footer_counts_in_the_singular_for_one(make_simulator, tmp_path):
     result = check("--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", sim.account_ids[0])
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "1 queue in 1 configured account"
+
+
+def test_check_names_an_account_that_does_not_exist(make_simulator, tmp_path):
+    sim = make_simulator(accounts=1, queues_per_account=1, seed=2, speed=0, no_qubicle_accounts=1)
+    key = tmp_path / "key"
+    key.write_text(sim.api_key)
+    unknown = "0123456789abcdef" * 2
+    result = check("--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", unknown)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"check failed: account {unknown} does not exist or is not visible to these credentials (HTTP 404)"]
+    # An account that exists without Qubicle is still "no queues", not an error of its own.
+    result = check("--kazoo-url", sim.url, "--api-key-file", str(key),
+                   "--account-id", f"{sim.account_ids[0]},{sim.no_qubicle_account_ids[0]}")
+    assert result.returncode == 0, result.stderr
+    assert f"account {sim.no_qubicle_account_ids[0]}: no queues" in result.stdout
+
+
+def test_check_takes_the_url_with_v2_as_every_crossbar_example_writes_it(make_simulator, tmp_path):
+    sim = make_simulator(accounts=1, queues_per_account=2, seed=2, speed=0)
+    key = tmp_path / "key"
+    key.write_text(sim.api_key)
+    for url in (sim.url + "/v2", sim.url + "/v2/"):
+        result = check("--kazoo-url", url, "--api-key-file", str(key), "--account-id", sim.account_ids[0])
+        assert result.returncode == 0, result.stderr
+        assert "2 queues in 1 configured account" in result.stdout
+
+
+def test_check_says_how_long_to_wait_when_rate_limited(make_simulator, tmp_path):
+    from exporter.simulator import Faults
+
+    sim = make_simulator(accounts=1, queues_per_account=1, seed=2, speed=0)
+    sim.set_faults(Faults(rate_limit_rate=1.0))
+    key = tmp_path / "key"
+    key.write_text(sim.api_key)
+    result = check("--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", sim.account_ids[0],
+                   "--retries", "0")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "check failed: PUT /v2/api_auth: HTTP 429 (rate limited); wait 10 s before trying again"]

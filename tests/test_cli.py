@@ -192,3 +192,68 @@ def test_help_shows_every_subcommand_that_the_architecture_names():
         assert f"'{name}'" in result.stdout  # and described
     for name in named:  # each one really is a subcommand
         assert run_cli(name, "--version").returncode == 0
+
+
+# ---- issue 12: nothing echoed that may be a secret, nothing misspelt ignored in silence -------------
+
+@pytest.mark.parametrize("url", ["https//admin:PW-s3cret@kz.test:8000", "kz.test/?password=PW-s3cret",
+                                 "ftp://kz.test/v2?password=PW-s3cret#PW-s3cret", "admin:PW-s3cret@kz.test"])
+def test_a_malformed_kazoo_url_is_named_without_its_userinfo_or_query(key_file, url):
+    with pytest.raises(ConfigError) as info:
+        parse_args(["--kazoo-url", url, "--account-id", ACC1, "--api-key-file", key_file], environ={})
+    assert str(info.value).startswith("--kazoo-url: expected http(s)://host[:port], got ")
+    assert "PW-s3cret" not in str(info.value) and "kz.test" in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["http://admin:PW-s3cret@kz.test:8000", "http://kz.test:8000/?password=PW-s3cret"])
+def test_a_wellformed_kazoo_url_with_userinfo_or_query_exits_2_without_echoing_it(tmp_path, url):
+    key = tmp_path / "key"
+    key.write_text(KEY)
+    result = run_cli("--kazoo-url", url, "--account-id", ACC1, "--api-key-file", str(key))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "PW-s3cret" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--api-key", "--password", "--auth-token", "--api-key-f"])
+def test_secret_flags_are_not_abbreviations_of_the_file_flags(flag):
+    result = run_cli("--kazoo-url", "http://kz.test", "--account-id", ACC1, flag, "PW-s3cret")
+    assert result.returncode == 2
+    assert "unrecognized arguments" in result.stderr
+    assert "cannot read" not in result.stderr
+
+
+def test_every_flag_must_be_spelt_out():
+    for args in (["--inter", "5", "--demo"], ["--dem"]):
+        result = run_cli(*args)
+        assert result.returncode == 2, args
+        assert "unrecognized arguments" in result.stderr
+
+
+def test_a_misspelt_environment_variable_is_named_with_the_closest_one(key_file, capsys):
+    parse_args(base(key_file), environ={"QUBICLE_INTERVALL": "5", "QUBICLE_APIKEY": "PW-s3cret",
+                                        "QUBICLE_ZZZ": "1", "QUBICLE_HEALTHCHECK_URL": "http://x", "OTHER": "1"})
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == [
+        "qubicle-exporter: warning: unknown environment variable QUBICLE_APIKEY ignored (did you mean QUBICLE_API_KEY?)",
+        ("qubicle-exporter: warning: unknown environment variable QUBICLE_INTERVALL ignored "
+         "(did you mean QUBICLE_INTERVAL?)"),
+        "qubicle-exporter: warning: unknown environment variable QUBICLE_ZZZ ignored",
+    ]
+
+
+def test_known_environment_variables_cause_no_warning(key_file, capsys):
+    parse_args(base(key_file), environ={"QUBICLE_INTERVAL": "5", "QUBICLE_API_KEY": KEY, "QUBICLE_REQUEST_TIMEOUT": "9"})
+    assert capsys.readouterr().err == ""
+
+
+def test_limit_flags(key_file):
+    _, s = parse_args(base(key_file), environ={})
+    assert (s.request_timeout, s.max_answer_bytes, s.max_pages) == (None, 8 * 1024 * 1024, 1000)
+    _, s = parse_args(base(key_file) + ["--request-timeout", "7.5", "--max-answer-bytes", "2048", "--max-pages", "9"],
+                      environ={})
+    assert (s.request_timeout, s.max_answer_bytes, s.max_pages) == (7.5, 2048, 9)
+    for extra, message in ((["--request-timeout", "0"], "--request-timeout: must be greater than 0"),
+                           (["--max-answer-bytes", "10"], "--max-answer-bytes: must be at least 1024"),
+                           (["--max-pages", "0"], "--max-pages: must be at least 1")):
+        with pytest.raises(ConfigError, match=message):
+            parse_args(base(key_file) + extra, environ={})

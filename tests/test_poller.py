@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
+import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -181,10 +183,36 @@ async def test_one_bad_account_does_not_affect_the_others(harness, make_simulato
     for account in sim.account_ids:
         assert h.value("qubicle_up", account) == 1
         assert h.value("qubicle_queue_active_sessions", account) is not None
-    # An unknown account has no queues (404); an account outside the token's tree is forbidden.
-    assert h.value("qubicle_queues", unknown) == 0
+    # An account outside the token's tree is forbidden.
     assert h.value("qubicle_up", sim.foreign_account_id) == 0
     assert h.metrics.poll_errors.labels(account_id=sim.foreign_account_id, reason="forbidden")._value.get() == 1
+    assert h.value("qubicle_up", unknown) == 0
+
+
+async def test_an_unknown_account_is_down_not_found_with_a_warning_naming_it(harness, make_simulator):
+    # Issue 12: a mistyped account id used to read as "up, 0 queues" with an info log.
+    sim = make_simulator(accounts=1, queues_per_account=2, seed=3, speed=0, no_qubicle_accounts=1,
+                         empty_accounts=1)
+    unknown = "0123456789abcdef" * 2
+    known = [sim.account_ids[0], *sim.no_qubicle_account_ids, *sim.empty_account_ids]
+    h = harness(sim, account_ids=[*known, unknown])
+    old = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))  # whatever ran before
+    try:
+        with structlog.testing.capture_logs() as events:
+            await h.poller.poll()
+    finally:
+        structlog.configure(**old)
+    assert h.value("qubicle_up", unknown) == 0
+    assert h.metrics.poll_errors.labels(account_id=unknown, reason="not_found")._value.get() == 1
+    (warning,) = [e for e in events if e["event"] == "account_poll_failed" and e["account_id"] == unknown]
+    assert warning["log_level"] == "warning" and warning["reason"] == "not_found"
+    assert warning["error"] == f"account {unknown} does not exist or is not visible to these credentials (HTTP 404)"
+    # An account that exists with no queues, or without Qubicle, stays what it was: up, 0 queues.
+    for account in known[1:]:
+        assert h.value("qubicle_up", account) == 1, account
+        assert h.value("qubicle_queues", account) == 0, account
+    assert h.value("qubicle_up", known[0]) == 1 and h.value("qubicle_queues", known[0]) == 2
 
 
 async def test_wait_unit_milliseconds_converts_to_seconds(harness, make_simulator):

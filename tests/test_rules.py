@@ -55,10 +55,11 @@ PINNED_ALERTS = {
     "QubicleKazooUnreachable": ("2m", {"critical"}),
     "QubicleExporterDown": ("5m", {"critical"}),
     "QubicleDataStale": ("2m", {"warning"}),
+    "QubicleAccountHasNoQueues": ("1h", {"warning"}),
 }
 QUEUE_ALERTS = {"QubicleSessionsMissed", "QubicleAbandonRateHigh", "QubicleCallersWaitingNoAgentReady",
                 "QubicleNoAgentsLoggedIn", "QubicleEstimatedWaitHigh", "QubicleCallersNearTimeout"}
-ACCOUNT_ALERTS = {"QubicleKazooUnreachable", "QubicleDataStale"}
+ACCOUNT_ALERTS = {"QubicleKazooUnreachable", "QubicleDataStale", "QubicleAccountHasNoQueues"}
 
 
 def promtool() -> str:
@@ -115,6 +116,8 @@ MUTATIONS = [
     ("qubicle.alerts.yml", "> 120", ">= 120", "exporter.yaml"),
     ("qubicle.alerts.yml", "queue {{ $labels.queue_name }} of account {{ $account }}.'",
      "queue {{ $labels.queue_name }}.'", "sessions_missed.yaml"),
+    ("qubicle.alerts.yml", "for: 1h", "for: 2h", "account_has_no_queues.yaml"),
+    ("qubicle.alerts.yml", "qubicle_up == 1", "qubicle_up >= 0", "account_has_no_queues.yaml"),
     # Without the override file, the overridden queues fire like the others.
     ("tests/overrides.yaml", "  - ../overrides.example.yml\n", "", "overrides.yaml"),
 ]

@@ -167,6 +167,25 @@ def test_errors(sim):
     assert_error(httpx.put(queues_url(sim), headers=headers, content=b"{not json"), 400)
 
 
+def test_an_unknown_account_is_404_bad_identifier_everywhere_and_a_known_one_is_readable(sim):
+    # Crossbar answers 404 both for an unknown account and for an account without Qubicle: only the
+    # account document tells them apart (the exporter reads it after a 404 on the queue listing).
+    headers = auth(sim)
+    unknown = "0" * 32
+    for path in ("", "/qubicle_queues", "/descendants", "/qubicle_queues/status"):
+        body = assert_error(httpx.get(f"{sim.url}/v2/accounts/{unknown}{path}", headers=headers), 404)
+        assert body["message"] == "bad identifier" and body["auth_token"] == headers["X-Auth-Token"]
+    no_qubicle = sim.no_qubicle_account_ids[0]
+    assert_error(httpx.get(queues_url(sim, no_qubicle), headers=headers), 404)
+    for account in (no_qubicle, sim.account_ids[0], sim.master_account_id):
+        r = httpx.get(f"{sim.url}/v2/accounts/{account}", headers=headers)
+        assert r.status_code == 200, r.text
+        assert_envelope(r.json(), headers["X-Auth-Token"])
+        assert r.json()["data"]["id"] == account
+    assert_error(httpx.get(f"{sim.url}/v2/accounts/{sim.foreign_account_id}", headers=headers), 403)
+    assert_error(httpx.get(f"{sim.url}/v2/accounts/{sim.account_ids[0]}"), 401)
+
+
 def test_token_expiry_by_time_and_by_request_count(make_simulator):
     sim = make_simulator(accounts=1, queues_per_account=1, seed=1, speed=0, token_ttl=1)
     headers = auth(sim)

@@ -190,6 +190,12 @@ class CredentialGate:
         if left > 0:
             raise CredentialError(f"{self._why}; not authenticating again for {math.ceil(left)}s")
 
+    def settle(self) -> None:
+        """Forgets past rejections once open again (a success proved the trouble over); while
+        closed it stays closed: one success must not reopen it for everyone at once."""
+        if self._next_backoff != self._initial and monotonic() >= self._closed_until:
+            self.accept()
+
     def reject(self, why: str) -> float:
         backoff = self._next_backoff
         self._closed_until = monotonic() + backoff
@@ -213,11 +219,19 @@ class TokenKeeper:
     """
 
     def __init__(self, credentials: Credentials, authenticate: Authenticate, *, renew_before: float,
-                 backoff_initial: float, backoff_max: float, on_reauthenticate: Callable[[], None]) -> None:
+                 backoff_initial: float, backoff_max: float, on_reauthenticate: Callable[[], None],
+                 on_token_refused: Callable[[], None] = lambda: None) -> None:
         self._authenticate = authenticate
         self._renew_before = renew_before
         self._on_reauthenticate = on_reauthenticate
+        self._on_token_refused = on_token_refused
         self._gate = CredentialGate(backoff_initial, backoff_max)
+        # Closed when a token just issued is refused: no re-authentication after a 401 until it
+        # reopens (doubling like the credential gate), so that many accounts and polls cannot turn
+        # "401 right after authenticating" into an authentication per request.
+        self._after_refusal = CredentialGate(backoff_initial, backoff_max)
+        self._refused_generation = -1
+        self._worked_generation = -1  # the newest token generation a request succeeded with
         self._lock = asyncio.Lock()
         self._generation = 0
         self.fixed = credentials.token is not None
@@ -238,12 +252,26 @@ class TokenKeeper:
         return await self._refresh(rejected, after_401=True)
 
     def distrust(self, token: Token, why: str) -> CredentialError:
-        """A token just issued was refused at once. The request fails, but the credential is not
-        blamed: under load Kazoo may expire tokens early, and closing the gate would take every
-        account down for the whole backoff. No loop follows: the next 401 causes at most one
-        shared re-authentication per token generation, i.e. per poll."""
-        log.warning("kazoo_fresh_token_refused", reason=why, generation=token.generation)
+        """A token just issued was refused at once. The request fails; the token is kept (it may
+        still work). If that token never worked for any request, re-authenticating again would only
+        buy another refused token for 35 rate-limit tokens: re-authentication after a 401 backs off,
+        doubling while fresh tokens keep being refused (counted once per token). A token that did
+        work and was then refused expired early (Kazoo under load, or expiry by use count): the next
+        401 may re-authenticate as usual."""
+        if token.generation <= self._worked_generation:
+            log.info("kazoo_token_expired_early", generation=token.generation)
+            return CredentialError(why)
+        if token.generation != self._refused_generation:
+            self._refused_generation = token.generation
+            backoff = self._after_refusal.reject(why)
+            self._on_token_refused()
+            log.warning("kazoo_fresh_token_refused", reason=why, generation=token.generation, retry_in=backoff)
         return CredentialError(why)
+
+    def vouch(self, token: Token) -> None:
+        """A request succeeded with `token`: fresh tokens work again."""
+        self._worked_generation = max(self._worked_generation, token.generation)
+        self._after_refusal.settle()
 
     async def _refresh(self, seen: Token | None, *, after_401: bool) -> Token:
         seen_generation = seen.generation if seen is not None else -1
@@ -254,6 +282,8 @@ class TokenKeeper:
             if held is not None and not after_401 and not held.renewal_due(monotonic()):
                 return held  # the renewal was postponed by a caller before us
             self._gate.check()
+            if after_401:
+                self._after_refusal.check()
             assert self._request is not None
             try:
                 value = await self._authenticate(self._request)

@@ -36,6 +36,7 @@ from exporter.kazoo.errors import (
     TransportError,
 )
 from exporter.kazoo.qubicle import (
+    MAX_NAME_LENGTH,
     AccountRef,
     QueueRef,
     account_rows,
@@ -45,6 +46,19 @@ from exporter.kazoo.qubicle import (
     recipient_rows,
     recipient_status_answer,
 )
+
+# Largest realistic answer: one page of 10,000 descendants (--page-size 10000) is 1-3 MB, a status
+# batch of 1,000 queues about 0.5 MB; at Crossbar's default page of 50 rows, answers are ~10 KB.
+# 8 MiB leaves room for those and caps what one answer may cost: json.loads holds the event loop
+# (and the GIL: a thread would not help) for about 0.5 s at 8 MiB, and needs several times its size
+# in memory (bench/hostile.py).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+# 10,000 queues or 50,000 accounts at Crossbar's default page of 50 rows; endless distinct keys stop here.
+MAX_PAGES = 1000
+# A listing, all its pages together, may total this many answers' worth (16 MiB by default: about
+# 50,000 descendants with their realms and trees).
+LISTING_ANSWERS = 2
+_CHUNK = 64 * 1024
 
 log = structlog.get_logger("qubicle.kazoo")
 
@@ -69,6 +83,10 @@ class ClientSettings:
     max_connections: int = 20
     credential_backoff: float = 60.0       # no authentication this long after a rejected credential,
     credential_backoff_max: float = 900.0  # doubling up to this
+    request_timeout: float | None = None  # whole exchange (connect to last byte); None: 3 x read_timeout
+    max_answer_bytes: int = MAX_ANSWER_BYTES  # decoded size of one answer
+    max_pages: int = MAX_PAGES                # pages of one listing
+    max_name_length: int = MAX_NAME_LENGTH    # characters of a queue or account name; longer ones are cut
     ssl_context: ssl.SSLContext | None = field(default=None, init=False, repr=False, compare=False)
     # From HTTP(S)_PROXY / NO_PROXY at start: (proxy URL without credentials, its Proxy-Authorization).
     proxy: tuple[str, str | None] | None = field(default=None, init=False, repr=False, compare=False)
@@ -93,7 +111,12 @@ class ClientSettings:
         for name in ("connect_timeout", "read_timeout", "credential_backoff"):
             if getattr(self, name) == 0:
                 raise ValueError(f"{name}: must be greater than 0")
-        for name, minimum in (("retries", 0), ("status_batch_size", 1), ("max_connections", 1)):
+        if self.request_timeout is not None:
+            value = self.request_timeout
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"request_timeout: expected a finite number > 0, got {value!r}")
+        for name, minimum in (("retries", 0), ("status_batch_size", 1), ("max_connections", 1),
+                              ("max_answer_bytes", 1024), ("max_pages", 1), ("max_name_length", 16)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
@@ -113,10 +136,17 @@ class ClientSettings:
 
     @property
     def timeout(self) -> aiohttp.ClientTimeout:
-        # No total and no pool wait: waiting for a free connection is our own concurrency, not
-        # Kazoo's slowness, and the poller bounds a whole poll. Read is per socket read.
+        # No total and no pool wait here: waiting for a free connection is our own concurrency, not
+        # Kazoo's slowness. Read is per socket read; the whole exchange has its own deadline
+        # (request_deadline, applied once a connection slot is ours: see KazooClient._attempt).
         return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=self.connect_timeout,
                                      sock_read=self.read_timeout)
+
+    @property
+    def request_deadline(self) -> float:
+        """Seconds one attempt may take from connect to the last byte: a server sending a byte a
+        second never trips the per-read timeout, and must not hold a poll (or discovery) forever."""
+        return self.request_timeout if self.request_timeout is not None else 3 * self.read_timeout
 
 
 def _environment_proxy(base_url: str) -> tuple[str, str | None] | None:
@@ -161,6 +191,10 @@ def _transport_problem(exc: BaseException, settings: ClientSettings) -> tuple[st
         return f"TLS certificate verification failed ({' '.join(str(detail).split())[:120]})", False
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return f"ConnectTimeout (no connection within {settings.connect_timeout:g} s)", True
+    if isinstance(exc, _DeadlineExceeded):
+        # Not retried: a server this slow will most likely be as slow again, and retries would
+        # multiply the deadline.
+        return f"RequestTimeout (no complete answer within {settings.request_deadline:g} s)", False
     if isinstance(exc, (aiohttp.SocketTimeoutError, asyncio.TimeoutError)):
         return f"ReadTimeout (no data for {settings.read_timeout:g} s)", True
     if isinstance(exc, aiohttp.ClientSSLError):
@@ -178,11 +212,25 @@ def _transport_problem(exc: BaseException, settings: ClientSettings) -> tuple[st
     return name + (f" ({detail})" if detail else ""), retry_it
 
 
+class _DeadlineExceeded(Exception):
+    """The whole exchange took longer than request_deadline."""
+
+
 @dataclass(frozen=True)
 class _Answer:
     code: int
     body: bytes
     attempts: int
+    retry_after: float | None = None  # what a 429's Retry-After asked for
+
+
+def api_root(base_url: str) -> str:
+    """The URL the /v2/... paths go after: --kazoo-url with or without a trailing /v2 (the form every
+    Crossbar example shows) or slash."""
+    root = base_url.rstrip("/")
+    if root.lower().endswith("/v2"):
+        root = root[:-3].rstrip("/")
+    return root
 
 
 class KazooClient:
@@ -192,19 +240,25 @@ class KazooClient:
         *,
         on_request: Callable[[str, str], None] = lambda endpoint, code: None,
         on_reauthenticate: Callable[[], None] = lambda: None,
+        on_token_refused: Callable[[], None] = lambda: None,
+        on_truncated_name: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self._settings = settings
         self._on_request = on_request
+        self._on_truncated_name = on_truncated_name
         self._account_base = "/v2/accounts"
         # Normalised once (IDNA host, quoted path), so that paths can be appended already encoded.
-        self._base = str(URL(settings.base_url.rstrip("/")))
+        self._base = str(URL(api_root(settings.base_url)))
+        # One slot per connection: the request deadline starts once a slot is held, so waiting for
+        # a free connection (our own concurrency) never counts against Kazoo.
+        self._slots = asyncio.Semaphore(settings.max_connections)
         self._http: aiohttp.ClientSession | None = None  # made in the running loop, at first use
         proxy_auth = settings.proxy[1] if settings.proxy else None
         self._proxy_headers = {"Proxy-Authorization": proxy_auth} if proxy_auth else None
         self._tokens = TokenKeeper(
             settings.credentials, self._authenticate_once, renew_before=settings.renew_before,
             backoff_initial=settings.credential_backoff, backoff_max=settings.credential_backoff_max,
-            on_reauthenticate=on_reauthenticate,
+            on_reauthenticate=on_reauthenticate, on_token_refused=on_token_refused,
         )
 
     def __repr__(self) -> str:
@@ -248,9 +302,12 @@ class KazooClient:
         """One authentication (with transport retries); the token from the answer's `auth_token`."""
         answer = await self._exchange("PUT", request.path, request.endpoint, token=None, body=request.body)
         if answer.code in (400, 401, 403, 404):
+            if not envelope.is_crossbar_error(answer.body):
+                # A web server or proxy at a wrong URL answered, not Crossbar: the key may be fine.
+                raise envelope.not_crossbar(answer.code, request.label)
             raise CredentialError(f"{request.label}: Kazoo rejected {request.rejected} (HTTP {answer.code})")
         if not 200 <= answer.code < 300:
-            raise envelope.error_for(answer.code, answer.body, request.label, answer.attempts)
+            raise envelope.error_for(answer.code, answer.body, request.label, answer.attempts, answer.retry_after)
         token = envelope.decode(answer.body, request.label, answer.code).get("auth_token")
         if not isinstance(token, str) or not token or any(c.isspace() for c in token):
             raise BadResponseError(f"{request.label}: the answer carries no usable auth_token")
@@ -268,12 +325,8 @@ class KazooClient:
         while True:
             attempt += 1
             try:
-                async with self._session().request(method, self._url(path, params), json=body, headers=headers,
-                                                   allow_redirects=False, proxy_headers=self._proxy_headers) as response:
-                    content = await response.read()
-                    code = response.status
-                    retry_after = response.headers.get("Retry-After")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                code, content, retry_after = await self._attempt(method, self._url(path, params), headers, body)
+            except (aiohttp.ClientError, TimeoutError, _DeadlineExceeded) as exc:
                 self._on_request(endpoint, "error")
                 problem, worth_retrying = _transport_problem(exc, settings)
                 if not worth_retrying or attempt > settings.retries:
@@ -285,20 +338,65 @@ class KazooClient:
                 await retry.pause(delay)
                 continue
             self._on_request(endpoint, str(code))
-            if not retry.retryable_status(code) or attempt > settings.retries:
-                return _Answer(code, content, attempt)
+            if content is None:
+                limit = settings.max_answer_bytes
+                raise BadResponseError(f"{label}: HTTP {code} answer larger than {limit} bytes once decoded "
+                                       f"(--max-answer-bytes); refused")
             asked = retry.retry_after(retry_after, time.time())
+            if not retry.retryable_status(code) or attempt > settings.retries:
+                return _Answer(code, content, attempt, asked)
             if asked is not None and asked > retry.RETRY_AFTER_CAP:
-                return _Answer(code, content, attempt)  # not waited for here; the next poll tries again
+                return _Answer(code, content, attempt, asked)  # not waited for here; the next poll tries again
             delay = asked if asked is not None else retry.backoff_delay(
                 attempt - 1, settings.backoff_base, settings.backoff_max)
             log.debug("kazoo_retry", endpoint=endpoint, path=path, code=code, attempt=attempt,
                       delay=round(delay, 3), retry_after=asked is not None)
             await retry.pause(delay)
 
+    async def _attempt(self, method: str, url: URL, headers: dict[str, str],
+                       body: Any) -> tuple[int, bytes | None, str | None]:
+        """One exchange under the request deadline: status, body (None: beyond max_answer_bytes), Retry-After."""
+        async with self._slots:
+            deadline = asyncio.timeout(self._settings.request_deadline)
+            try:
+                async with deadline, self._session().request(method, url, json=body, headers=headers,
+                                                             allow_redirects=False,
+                                                             proxy_headers=self._proxy_headers) as response:
+                    content = await self._read_capped(response)
+                    return response.status, content, response.headers.get("Retry-After")
+            except TimeoutError:
+                if deadline.expired():
+                    raise _DeadlineExceeded() from None
+                raise
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes | None:
+        """The decoded body, or None (and the connection dropped) once it passes max_answer_bytes.
+
+        Read in chunks as it is decompressed: a gzip bomb stops at the cap instead of filling memory.
+        """
+        cap = self._settings.max_answer_bytes
+        length = response.content_length
+        if length is not None and "Content-Encoding" not in response.headers:
+            # A plain body of announced length (Crossbar's usual answer) is that long and no longer:
+            # one read, aiohttp's fast path.
+            if length > cap:
+                response.close()
+                return None
+            return await response.read()
+        body = bytearray()
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            body += chunk
+            if len(body) > cap:
+                response.close()
+                return None
+        return bytes(body)
+
     async def _call(self, method: str, path: str, endpoint: str, *, params: dict[str, Any] | None = None,
-                    body: Any = None) -> dict[str, Any]:
-        """An authenticated request; on a 401, one shared re-authentication and one retry."""
+                    body: Any = None, sizes: list[int] | None = None) -> dict[str, Any]:
+        """An authenticated request; on a 401, one shared re-authentication and one retry.
+
+        `sizes`, if given, gets the size of the successful answer's body appended.
+        """
         label = f"{method} {path}"
         token = await self._tokens.current()
         answer = await self._exchange(method, path, endpoint, token=token, params=params, body=body)
@@ -311,7 +409,10 @@ class KazooClient:
             if answer.code == 401:
                 raise self._tokens.distrust(token, f"{label}: HTTP 401 again with a token just issued")
         if not 200 <= answer.code < 300:
-            raise envelope.error_for(answer.code, answer.body, label, answer.attempts)
+            raise envelope.error_for(answer.code, answer.body, label, answer.attempts, answer.retry_after)
+        self._tokens.vouch(token)
+        if sizes is not None:
+            sizes.append(len(answer.body))
         return envelope.decode(answer.body, label, answer.code)
 
     async def _paginated(self, path: str, endpoint: str) -> list[Any]:
@@ -321,8 +422,16 @@ class KazooClient:
         params: dict[str, Any] = {}
         if self._settings.page_size:
             params["page_size"] = self._settings.page_size
+        sizes: list[int] = []
+        # All pages together: each is capped, but endless pages of near the cap would otherwise
+        # pile up (their rows are kept until the listing ends).
+        budget = LISTING_ANSWERS * self._settings.max_answer_bytes
         while True:
-            answer = await self._call("GET", path, endpoint, params=params)
+            answer = await self._call("GET", path, endpoint, params=params, sizes=sizes)
+            pages = len(sizes)
+            if sum(sizes) > budget:
+                raise BadResponseError(f"GET {path}: the listing passed {budget} bytes in {pages} pages "
+                                       f"({LISTING_ANSWERS} x --max-answer-bytes); refused")
             data = answer["data"]
             if not isinstance(data, list):
                 raise BadResponseError(f"GET {path}: 'data' of a listing is not a list")
@@ -330,6 +439,9 @@ class KazooClient:
             next_key = answer.get("next_start_key")
             if next_key is None or next_key == "":
                 return rows  # only the absence of a next key ends a listing; a short page does not
+            if pages >= self._settings.max_pages:
+                raise BadResponseError(f"GET {path}: the listing did not end after {pages} pages (--max-pages); "
+                                       f"raise --page-size or --max-pages if it is really that long")
             # Keys are opaque: a string goes back exactly as it came; older Kazoo sends JSON terms
             # (lists, numbers), which go back in their JSON form.
             key = next_key if isinstance(next_key, str) else json.dumps(next_key, separators=(",", ":"))
@@ -351,14 +463,30 @@ class KazooClient:
     # ---- Qubicle ------------------------------------------------------------------------------
 
     async def list_queues(self, account_id: str) -> list[QueueRef]:
-        """Every queue of the account; [] when it has none or no Qubicle at all (404)."""
+        """Every queue of the account; [] when it has none or no Qubicle at all.
+
+        Crossbar answers 404 both for an unknown account ("bad identifier") and for a path no module
+        serves (Qubicle not installed or not enabled), and its message wording is not reliable. So a
+        404 here is followed by one read of the account itself: readable means "no Qubicle" ([]), 404
+        means the account does not exist or is hidden from this credential (NotFoundError).
+        """
         try:
             rows = await self._paginated(f"{self._account_path(account_id)}/qubicle_queues", "queues")
         except NotFoundError:
+            await self._account_exists(account_id)
             return []
         except ForbiddenError:
             raise _forbidden(account_id) from None
-        return queue_rows(rows)
+        return queue_rows(rows, self._settings.max_name_length, lambda: self._on_truncated_name("queue"))
+
+    async def _account_exists(self, account_id: str) -> None:
+        """Returns if the credential can read the account's document; NotFoundError naming it if not."""
+        try:
+            await self._call("GET", self._account_path(account_id), "account")
+        except NotFoundError:
+            raise _unknown_account(account_id) from None
+        except ForbiddenError:
+            raise _forbidden(account_id) from None
 
     async def list_descendants(self, account_id: str) -> list[AccountRef]:
         """Every account below `account_id` (not itself)."""
@@ -367,8 +495,8 @@ class KazooClient:
         except ForbiddenError:
             raise _forbidden(account_id) from None
         except NotFoundError:
-            raise NotFoundError(f"account {account_id}: unknown to Kazoo (HTTP 404 listing its descendants)") from None
-        return account_rows(rows)
+            raise _unknown_account(account_id) from None
+        return account_rows(rows, self._settings.max_name_length, lambda: self._on_truncated_name("account"))
 
     async def queue_list_status(self, account_id: str, queue_ids: Sequence[str]) -> dict[str, Any]:
         """Raw status objects by queue id: one request per batch of status_batch_size, never one per queue.
@@ -462,6 +590,10 @@ class KazooClient:
             return (await self._call("GET", self._account_path(account_id), "account"))["data"]
         except ForbiddenError:
             raise _forbidden(account_id) from None
+
+
+def _unknown_account(account_id: str) -> NotFoundError:
+    return NotFoundError(f"account {account_id} does not exist or is not visible to these credentials (HTTP 404)")
 
 
 def _forbidden(account_id: str) -> ForbiddenError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,27 +134,41 @@ def parse_queue_status(raw: Any) -> tuple[QueueStatus, list[str]]:
     return status, bad
 
 
-def _name(row: dict[str, Any], fallback: str) -> str:
+# Qubicle allows 128 characters for a queue name; twice that is generous. A longer name is cut, so
+# that 10,000 queues named with a kilobyte each cannot blow up the exposition (the name is a label).
+MAX_NAME_LENGTH = 256
+_CUT = "\u2026"  # the ellipsis shows on a dashboard that the name was cut
+
+
+def _name(row: dict[str, Any], fallback: str, limit: int, on_truncated: Callable[[], None] | None) -> str:
     name = row.get("name")
-    return name if isinstance(name, str) and name.strip() else fallback
+    name = name if isinstance(name, str) and name.strip() else fallback
+    if len(name) > limit:
+        if on_truncated is not None:
+            on_truncated()
+        return name[:limit - 1] + _CUT
+    return name
 
 
-def queue_rows(data: Any) -> list[QueueRef]:
-    """Rows of a queue listing; a row without a string id is skipped, a missing or empty name falls back to the id."""
-    rows: list[QueueRef] = []
+def _refs(data: Any, limit: int, on_truncated: Callable[[], None] | None) -> list[tuple[str, str]]:
+    refs: list[tuple[str, str]] = []
     for row in data if isinstance(data, list) else []:
         if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]:
-            rows.append(QueueRef(id=row["id"], name=_name(row, row["id"])))
-    return rows
+            refs.append((row["id"], _name(row, row["id"], limit, on_truncated)))
+    return refs
 
 
-def account_rows(data: Any) -> list[AccountRef]:
+def queue_rows(data: Any, max_name_length: int = MAX_NAME_LENGTH,
+               on_truncated: Callable[[], None] | None = None) -> list[QueueRef]:
+    """Rows of a queue listing; a row without a string id is skipped, a missing or empty name falls
+    back to the id, a name longer than max_name_length is cut (and on_truncated called)."""
+    return [QueueRef(id=i, name=n) for i, n in _refs(data, max_name_length, on_truncated)]
+
+
+def account_rows(data: Any, max_name_length: int = MAX_NAME_LENGTH,
+                 on_truncated: Callable[[], None] | None = None) -> list[AccountRef]:
     """Rows of a descendants listing, with the same tolerance as queue_rows."""
-    rows: list[AccountRef] = []
-    for row in data if isinstance(data, list) else []:
-        if isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"]:
-            rows.append(AccountRef(id=row["id"], name=_name(row, row["id"])))
-    return rows
+    return [AccountRef(id=i, name=n) for i, n in _refs(data, max_name_length, on_truncated)]
 
 
 @dataclass(frozen=True)

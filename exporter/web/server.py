@@ -39,6 +39,8 @@ from aiohttp import web
 
 from exporter.config import parse_listen
 
+from exporter.wallboard.api import Selection
+from exporter.wallboard.routes import add_routes as add_wallboard_routes
 from exporter.web.auth import BasicAuth, BcryptGate
 from exporter.web.config import TLSConfig, WebConfig, WebConfigError, load_web_config
 from exporter.web.connections import HEADER_TIMEOUT, AcceptErrorLog, ConnectionGuard
@@ -56,6 +58,7 @@ class WebHandlers:
     landing: Callable[[], str]  # HTML body of "/"
     healthy: Callable[[], bool]
     ready: Callable[[], bool]  # at least one successful poll
+    queues: Callable[[Selection], bytes] | None = None  # JSON of /api/v1/queues; with it, /wallboard
 
 
 def _san_matches(peercert: Mapping[str, Any] | None, allowed: Sequence[str]) -> bool:
@@ -173,6 +176,8 @@ def create_app(handlers: WebHandlers, *, metrics_path: str = "/metrics", auth: B
         app.router.add_get("/", landing)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
+    if handlers.queues is not None:
+        add_wallboard_routes(app, handlers.queues, render_pool)
     return app
 
 

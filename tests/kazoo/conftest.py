@@ -23,6 +23,7 @@ async def start(fake: FakeCrossbar, ssl_context: ssl.SSLContext | None = None) -
     app = web.Application(middlewares=[fake.middleware])
     app.router.add_put("/v2/api_auth", fake.api_auth)
     app.router.add_put("/v2/user_auth", fake.user_auth)
+    app.router.add_get("/v2/accounts/{account}", fake.account_doc)
     app.router.add_get("/v2/accounts/{account}/qubicle_queues", fake.list_queues)
     app.router.add_get("/v2/accounts/{account}/descendants", fake.list_descendants)
     app.router.add_get("/v2/accounts/{account}/qubicle_queues/status", fake.list_status)
@@ -51,6 +52,8 @@ class Harness:
     crossbar: FakeCrossbar
     events: list[tuple[str, str]] = field(default_factory=list)
     reauths: int = 0
+    token_refusals: int = 0
+    truncated: list[str] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     clients: list[KazooClient] = field(default_factory=list)
@@ -62,12 +65,16 @@ class Harness:
         base_url = settings.pop("base_url", self.crossbar.url)
         client = KazooClient(ClientSettings(base_url, credentials or Credentials(api_key=API_KEY), **settings),
                              on_request=lambda endpoint, code: self.events.append((endpoint, code)),
-                             on_reauthenticate=self._reauthenticated)
+                             on_reauthenticate=self._reauthenticated, on_token_refused=self._refused,
+                             on_truncated_name=self.truncated.append)
         self.clients.append(client)
         return client
 
     def _reauthenticated(self) -> None:
         self.reauths += 1
+
+    def _refused(self) -> None:
+        self.token_refusals += 1
 
     async def fails(self, awaitable: Awaitable[Any], kind: type[KazooError]) -> KazooError:
         """Awaits, expects `kind`, and keeps the message and repr for the secret guard."""

@@ -77,6 +77,7 @@ class FakeCrossbar:
     issue_iat: bool = True
     auth_delay: float = 0.0
     reject_auth: bool = False
+    refuse_tokens: bool = False  # every data call 401, even with a token just issued
     repeat_key: bool = False
     valid: set[str] = field(default_factory=set)
     issued: list[str] = field(default_factory=list)
@@ -113,7 +114,7 @@ class FakeCrossbar:
 
     def token_ok(self, request: web.Request) -> bool:
         token = request.headers.get("X-Auth-Token")
-        if token not in self.valid:
+        if self.refuse_tokens or token not in self.valid:
             return False
         exp = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "==")).get("exp", 0)
         return exp > time.time()
@@ -182,6 +183,17 @@ class FakeCrossbar:
                            for q in sorted(self.queues[account], reverse=True)]
         return self.page(request, rows + self.extra_rows.get(account, []))
 
+    def known(self, account: str) -> bool:
+        """Accounts that exist: every one with queues (or none), NO_QUBICLE, and every descendant."""
+        listed = {row.get("id") for rows in self.descendants.values() for row in rows if isinstance(row, dict)}
+        return account in self.queues or account in self.descendants or account == NO_QUBICLE or account in listed
+
+    async def account_doc(self, request: web.Request) -> web.Response:
+        account = request.match_info["account"]
+        if not self.known(account):
+            return error_answer(404, request, message="bad identifier", data={"cause": account})
+        return self.envelope(request, {"id": account, "name": f"Account {account[:4]}", "enabled": True})
+
     async def list_descendants(self, request: web.Request) -> web.Response:
         account = request.match_info["account"]
         if account not in self.queues and account not in self.descendants:
@@ -216,6 +228,8 @@ def _endpoint(path: str) -> str:
         return "queues"
     if path.endswith("/descendants"):
         return "descendants"
+    if path.startswith("/v2/accounts/") and path.count("/") == 3:
+        return "account"
     return "other"
 
 

@@ -157,19 +157,48 @@ async def test_first_authentication_is_single_flight_too(kazoo):
     assert kazoo.reauths == 0  # a first authentication is not a RE-authentication
 
 
-async def test_a_fresh_token_refused_again_fails_the_request_without_a_loop(kazoo):
-    client = kazoo.client()
+async def test_a_fresh_token_refused_again_fails_the_request_and_backs_off(kazoo, clock):
+    client = kazoo.client(credential_backoff=60, credential_backoff_max=900)
     await client.authenticate()
-    kazoo.crossbar.script["queues"] = [lambda r: _deny(r) for _ in range(6)]
+    kazoo.crossbar.script["queues"] = [lambda r: _deny(r) for _ in range(20)]
     error = await kazoo.fails(client.list_queues(ACCOUNT), CredentialError)
     assert "HTTP 401 again with a token just issued" in str(error)
     assert kazoo.crossbar.count("api_auth") == 2
-    # Kazoo keeps refusing: each later call costs at most one shared re-authentication, never a
-    # loop within the call (each would cost 35 rate-limit tokens).
-    for _ in range(2):
-        await kazoo.fails(client.list_queues(ACCOUNT), CredentialError)
+    # Kazoo keeps refusing: no re-authentication at all until the backoff has passed (each would
+    # cost 35 of its 100 rate-limit tokens), and never a loop within a call.
+    for _ in range(3):
+        error = await kazoo.fails(client.list_queues(ACCOUNT), CredentialError)
+        assert "not authenticating again for" in str(error)
+    assert kazoo.crossbar.count("api_auth") == 2
+    assert kazoo.crossbar.count("queues") == 2 + 3
+    clock.advance(61)
+    await kazoo.fails(client.list_queues(ACCOUNT), CredentialError)
+    assert kazoo.crossbar.count("api_auth") == 3  # one try after the backoff, refused again: it doubles
+    clock.advance(61)
+    await kazoo.fails(client.list_queues(ACCOUNT), CredentialError)
+    assert kazoo.crossbar.count("api_auth") == 3
+    clock.advance(60)
+    await kazoo.fails(client.list_queues(ACCOUNT), CredentialError)
     assert kazoo.crossbar.count("api_auth") == 4
-    assert kazoo.crossbar.count("queues") == 6
+    assert kazoo.token_refusals == 3
+
+
+async def test_tokens_refused_after_every_authentication_cause_no_storm_across_accounts_and_polls(kazoo):
+    # Issue 12: data calls keep answering 401 right after a successful authentication. 20 accounts
+    # polled concurrently, 5 polls: the README's one shared re-authentication, not one per account.
+    client = kazoo.client(credential_backoff=60)
+    await client.authenticate()
+    kazoo.crossbar.refuse_tokens = True
+    accounts = [f"{i:032x}" for i in range(20)]
+    for _ in range(5):
+        results = await asyncio.gather(*(client.list_queues(a) for a in accounts), return_exceptions=True)
+        assert all(isinstance(r, CredentialError) for r in results), results
+    assert kazoo.crossbar.count("api_auth") == 2  # the first, and one shared re-authentication
+    assert kazoo.token_refusals == 1
+    kazoo.crossbar.refuse_tokens = False
+    # The token is kept: once Kazoo accepts it again the accounts come back without waiting.
+    assert await client.list_queues(ACCOUNT)
+    assert kazoo.crossbar.count("api_auth") == 2
 
 
 async def test_a_fresh_token_refused_once_does_not_close_the_gate(kazoo):
@@ -286,3 +315,28 @@ def test_renewal_delay_and_jwt_reading():
     for junk_token in junk:
         assert kazoo_auth.jwt_expiry(junk_token) is None
         
+
+async def test_a_token_that_worked_and_then_expired_early_does_not_close_the_backoff():
+    # Kazoo under load (or expiring tokens by use count) may refuse a token that already served
+    # requests: that is an early expiry, not "fresh tokens are refused", and must not stop the
+    # next 401 from re-authenticating (the fault soak expires tokens every 100 requests).
+    issued: list[str] = []
+
+    async def authenticate(request: kazoo_auth.AuthRequest) -> str:
+        issued.append(f"token-{len(issued)}")
+        return issued[-1]
+
+    refusals: list[int] = []
+    keeper = kazoo_auth.TokenKeeper(Credentials(api_key=API_KEY), authenticate, renew_before=60, backoff_initial=60,
+                                    backoff_max=900, on_reauthenticate=lambda: None,
+                                    on_token_refused=lambda: refusals.append(1))
+    first = await keeper.current()
+    second = await keeper.replace(first)
+    keeper.vouch(second)                     # it worked for a while...
+    keeper.distrust(second, "401 again")     # ...then a retry with it was refused
+    third = await keeper.replace(second)     # the next 401 still re-authenticates
+    assert (len(issued), refusals) == (3, [])
+    keeper.distrust(third, "401 again")      # never worked: fresh tokens are refused
+    with pytest.raises(CredentialError, match="not authenticating again for 60s"):
+        await keeper.replace(third)
+    assert (len(issued), refusals) == (3, [1])

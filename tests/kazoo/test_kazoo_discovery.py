@@ -129,9 +129,10 @@ async def _object_data(request: web.Request) -> web.Response:
 
 
 async def test_account_ids_cannot_reach_another_path(kazoo):
-    assert await kazoo.client().list_queues("../../api_auth?x=") == []
-    last = kazoo.crossbar.seen[-1]
-    assert last.method == "GET" and last.path.endswith("/qubicle_queues") and last.query == {}
+    await kazoo.fails(kazoo.client().list_queues("../../api_auth?x="), NotFoundError)
+    listing, probe = kazoo.crossbar.seen[-2:]
+    assert listing.method == "GET" and listing.path.endswith("/qubicle_queues") and listing.query == {}
+    assert probe.method == "GET" and probe.path == "/v2/accounts/../../api_auth?x=" and probe.query == {}
     assert kazoo.crossbar.count("api_auth") == 1
 
 
