@@ -339,3 +339,11 @@ def test_readme_example_is_what_the_api_serves():
     served_q["figures"]["daily_abandoned_ratio"] = q["figures"]["daily_abandoned_ratio"]
     served_q["age_seconds"] = served["accounts"][0]["data_age_seconds"] = pytest.approx(acc["data_age_seconds"])
     assert served == example
+
+
+def test_accounts_are_named_and_selectable_by_their_kazoo_name():
+    from dataclasses import replace
+
+    named = replace(account(A, queue(A, "q1", "Support", **ALL_GAUGES)), name="Acme Support")
+    doc = queues_document(snapshot(named), now=100.0, max_data_age=30.0)
+    assert [(a["id"], a["name"]) for a in doc["accounts"]] == [(A, "Acme Support")]

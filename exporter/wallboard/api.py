@@ -108,7 +108,7 @@ def queues_document(snapshot: Snapshot, now: float, max_data_age: float,
     entry (up, last success, stale: true) but lists no queue: the same rule as /metrics."""
     accounts: list[dict[str, Any]] = []
     for account_id, account in sorted(snapshot.accounts.items()):
-        name = account_id  # seam: the snapshot has no account names yet
+        name = account.name or account_id  # Kazoo's name once the poller has read it, else the id
         if select.accounts and not {account_id.casefold(), name.casefold()} & select.accounts:
             continue
         age = None if account.data_time is None else max(0.0, now - account.data_time)
