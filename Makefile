@@ -1,10 +1,11 @@
 # Two commands on a fresh machine: `make demo` runs the exporter on the embedded simulator,
-# `make test` runs the whole test suite (it installs what the tests need first).
+# `make test` runs the whole test suite (it installs what the tests need first), `make test-fast`
+# the tests that start no process and need no Debian package.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: demo test tools bench dashboards check-generated clean
+.PHONY: demo test test-fast tools bench dashboards check-generated clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,10 @@ tools:
 
 test: $(BIN)/.installed tools
 	$(BIN)/pytest
+
+# The tests that start no process and need no Debian package (well under a minute).
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -m "not e2e"
 
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench

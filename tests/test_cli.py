@@ -139,6 +139,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env={"PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.e2e
 def test_bad_flag_exits_2_with_one_line():
     for args in (["--interval", "x", "--demo"], ["--no-such-flag"], ["--interval", "-1", "--demo"]):
         result = run_cli(*args)
@@ -148,6 +149,7 @@ def test_bad_flag_exits_2_with_one_line():
         assert lines[0].startswith("qubicle-exporter: error:")
 
 
+@pytest.mark.e2e
 def test_a_bad_ca_file_exits_2_with_one_line(tmp_path):
     key = tmp_path / "key"
     key.write_text(KEY)
@@ -158,6 +160,7 @@ def test_a_bad_ca_file_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1 and "ca_file" in lines[0].replace("-", "_"), result.stderr
 
 
+@pytest.mark.e2e
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0

@@ -8,8 +8,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import ROOT, exporter_process
 from exporter.simulator import Faults
+
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
 
 
 def outputs_of_a_run(exporter, sim, seconds: float = 5.0) -> tuple[str, list[str]]:

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import debian_tool
 from exporter import selfmetrics
 from exporter.app import client_settings
 from exporter.collector import SnapshotCollector
@@ -196,6 +197,7 @@ async def test_wait_unit_milliseconds_converts_to_seconds(harness, make_simulato
     assert h.value("qubicle_queue_average_wait_seconds", account, queue_id) == pytest.approx(raw / 1000)
 
 
+@pytest.mark.e2e
 async def test_odd_queue_names_are_escaped(harness, make_simulator, tmp_path):
     sim = make_simulator(accounts=1, queues_per_account=0, seed=1, speed=0)
     account = sim.account_ids[0]
@@ -209,7 +211,7 @@ async def test_odd_queue_names_are_escaped(harness, make_simulator, tmp_path):
     assert got == ids
     path = tmp_path / "metrics.prom"
     path.write_text(text)
-    result = subprocess.run(["promtool", "check", "metrics"], stdin=path.open(), capture_output=True, text=True)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True, text=True)
     # promtool lints too (exits 3 on lint warnings only); parse errors exit 1.
     assert result.returncode in (0, 3), result.stderr
     assert "error" not in result.stderr.lower(), result.stderr

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import debian_tool
 from exporter import selfmetrics
 from exporter.app import client_settings
 from exporter.collector import SnapshotCollector
@@ -129,6 +130,7 @@ def invalid_total(metrics: selfmetrics.SelfMetrics) -> float:
     return sum(child._value.get() for child in metrics.invalid_fields._metrics.values())
 
 
+@pytest.mark.e2e
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=answer)
 def test_any_answer_is_survived_counted_and_exposed_validly(crossbar, data, tmp_path_factory):
@@ -172,5 +174,5 @@ def test_any_answer_is_survived_counted_and_exposed_validly(crossbar, data, tmp_
             assert got == (float(raw) if valid(raw) else None), (path, raw, got)
     path = tmp_path_factory.mktemp("expo") / "metrics.prom"
     path.write_text(text)
-    result = subprocess.run(["promtool", "check", "metrics"], stdin=path.open(), capture_output=True, text=True)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True, text=True)
     assert result.returncode in (0, 3) and "error" not in result.stderr.lower(), result.stderr

@@ -20,6 +20,7 @@ def test_shards_cover_every_account_exactly_once(count):
     assert min(sizes) > len(accounts) / count / 2
 
 
+@pytest.mark.e2e
 def test_mapping_is_stable_across_processes():
     ids = [f"{i:032x}" for i in range(50)]
     here = [shard_of(a, 5) for a in ids]

@@ -10,10 +10,13 @@ import time
 from collections import defaultdict
 from datetime import datetime, timezone
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import exporter_process
 from exporter.simulator import Faults
+
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
 
 FAULTY_ACCOUNTS, HEALTHY_ACCOUNTS, QUEUES = 95, 5, 10
 
