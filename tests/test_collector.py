@@ -92,3 +92,22 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
     registry.register(collector)
     assert collector.render() == generate_latest(registry)
     assert collector.render(openmetrics=True) + b"# EOF\n" == generate_openmetrics(registry)
+
+
+def test_figures_exactly_max_data_age_old_are_still_served():
+    """--max-data-age N: figures N seconds old are shown, older ones are not (what /metrics serves)."""
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    from served import served_exposition, served_text
+
+    current = snapshot(queue("q1", "Sales", active_sessions=2), up=False, data_time=1000.0)
+    now = [0.0]
+    exposition = served_exposition(lambda: current, max_data_age=30.0, clock=lambda: now[0])
+
+    def shown(at: float) -> set[str]:
+        now[0] = at
+        return {s.name for f in parse(served_text(exposition)) for s in f.samples}
+
+    assert "qubicle_queue_active_sessions" in shown(1030.0)
+    assert "qubicle_queue_active_sessions" not in shown(1030.001)
+    assert "qubicle_up" in shown(1030.001)  # the account itself stays, reported down
