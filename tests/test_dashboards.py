@@ -46,14 +46,6 @@ QUEUE_METRICS = {
     "qubicle_queue_abandoned_sessions_total", "qubicle_queue_info",
     "qubicle_up", "qubicle_last_poll_success_timestamp_seconds",
 }
-# The recording rules' pinned names, used only while alerts/qubicle.rules.yml does not exist.
-PINNED_RECORDING_RULES = {
-    "queue:qubicle_queue_sessions:rate5m", "queue:qubicle_queue_missed_sessions:rate5m",
-    "queue:qubicle_queue_abandoned_sessions:rate5m", "queue:qubicle_queue_sessions:increase1h",
-    "queue:qubicle_queue_missed_sessions:increase1h", "queue:qubicle_queue_abandoned_sessions:increase1h",
-    "queue:qubicle_queue_sessions:increase30m", "queue:qubicle_queue_abandoned_sessions:increase30m",
-    "queue:qubicle_queue_abandoned_sessions:ratio30m", "queue:qubicle_queue_available_recipients:ratio",
-}
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
@@ -124,8 +116,8 @@ def exporter_self_metric_names() -> set[str]:
 
 
 def recorded_names() -> set[str]:
-    if not RULES.exists():
-        return PINNED_RECORDING_RULES
+    # No fallback list: without the rules file the dashboards' queries have nothing to check against.
+    assert RULES.exists(), f"{RULES} is missing"
     return {r["record"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"] if "record" in r}
 
 
