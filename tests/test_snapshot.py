@@ -66,3 +66,8 @@ def test_a_node_move_is_seen_across_an_answer_without_node():
     # moved from n1 to n2, so 8 is a fresh day's figure, not 2 more.
     assert feed(CounterCarry(), ("n1", 5), (None, 6), ("n2", 8)) == [0, 1, 9]
     assert feed(CounterCarry(), ("n1", 5), (None, 6), (None, 7), ("n1", 8)) == [0, 1, 2, 3]  # no move: no reset
+
+
+def test_every_move_is_a_reset_not_only_the_first():
+    # n1 -> n2 -> n3, the figure growing after each move: each move restarts the count.
+    assert feed(CounterCarry(), ("n1", 5), ("n2", 3), ("n3", 4)) == [0, 3, 7]
