@@ -364,3 +364,63 @@ async def test_a_queue_forgotten_at_rediscovery_starts_its_counters_afresh_when_
     await poller.poll()
     (queue,) = poller.snapshot.accounts["acct"].queues
     assert queue.counters["sessions"] == 3
+
+
+KNOWN_REASONS = {"error", "auth", "forbidden", "not_found", "rate_limited", "server_error", "bad_response", "transport",
+                 "timeout", "internal"}
+
+
+def poll_errors(h: Harness) -> dict[tuple[str, str], float]:
+    return {(dict(labels)["account_id"], dict(labels)["reason"]): v for (n, labels), v in h.samples().items()
+            if n == "qubicle_poll_errors_total"}
+
+
+async def test_a_poll_slower_than_poll_timeout_fails_as_timeout_and_keeps_what_was_known(harness, make_simulator):
+    from exporter.simulator import Faults
+
+    sim = make_simulator(accounts=1, queues_per_account=3, seed=12, speed=0)
+    h = harness(sim, poll_timeout=0.3)  # read timeout 2 s
+    account = sim.account_ids[0]
+    await h.poller.poll()
+    assert h.value("qubicle_up", account) == 1 and h.value("qubicle_queues", account) == 3
+    sim.set_faults(Faults(latency=1.5))  # under the read timeout, over the poll timeout
+    await h.poller.poll()
+    assert h.value("qubicle_up", account) == 0
+    assert poll_errors(h) == {(account, "timeout"): 1}
+    assert h.poller.snapshot.accounts[account].error == "timeout"
+    assert h.value("qubicle_queues", account) == 3  # what discovery found stays known
+
+
+async def test_a_shard_polls_its_accounts_only(harness, make_simulator):
+    from exporter.config import Shard
+    from exporter.shard import in_shard
+
+    sim = make_simulator(accounts=9, queues_per_account=1, seed=13, speed=0)
+    h = harness(sim, shard=Shard(2, 3))
+    await h.poller.poll()
+    mine = {a for a in sim.account_ids if in_shard(a, Shard(2, 3))}
+    assert mine and mine != set(sim.account_ids)
+    served = {dict(labels)["account_id"] for (n, labels), _ in h.samples().items() if n == "qubicle_up"}
+    assert served == mine
+
+
+async def test_a_failed_descendants_listing_is_counted_for_its_parent(harness, make_simulator):
+    from exporter.simulator import Faults
+
+    sim = make_simulator(accounts=1, queues_per_account=1, sub_accounts=2, seed=14, speed=0)
+    master = sim.master_account_id
+    h = harness(sim, account_ids=[master], discover_descendants=True)
+    sim.set_faults(Faults(error_rate=1.0, accounts=(master,)))
+    await h.poller.poll()
+    errors = poll_errors(h)
+    # The listing failed (and the master's own poll): both counted under the master, by reason.
+    assert {a for a, _ in errors} == {master} and {r for _, r in errors} <= KNOWN_REASONS, errors
+    assert errors[master, "server_error"] >= 2, errors
+
+
+async def test_poll_duration_is_observed_in_seconds(harness):
+    h = harness()
+    await h.poller.poll()
+    samples = h.samples()
+    assert samples[("qubicle_poll_duration_seconds_count", ())] == 1
+    assert 0 < samples[("qubicle_poll_duration_seconds_sum", ())] < 60  # one poll of a local simulator
