@@ -240,6 +240,9 @@ async def test_descendants_are_discovered_and_empty_accounts_are_no_queues(harne
     served = {q for (n, labels), _ in h.samples().items() if n == "qubicle_queue_info"
               for k, q in labels if k == "queue_id"}
     assert len(served) == 2 + 2 * 2  # the account's queues and its two sub-accounts'
+    h.clock.now += h.settings.discovery_interval  # the next poll discovers again, and works
+    await h.poller.poll()
+    assert all(h.value("qubicle_up", account) == 1 for account in children)
 
 
 async def test_invalid_fields_drop_only_their_sample_and_are_counted(harness, make_simulator):
@@ -424,3 +427,22 @@ async def test_poll_duration_is_observed_in_seconds(harness):
     samples = h.samples()
     assert samples[("qubicle_poll_duration_seconds_count", ())] == 1
     assert 0 < samples[("qubicle_poll_duration_seconds_sum", ())] < 60  # one poll of a local simulator
+
+
+async def test_a_queue_moved_to_another_node_restarts_its_counters_even_if_the_figure_grew(harness, make_simulator):
+    sim = make_simulator(accounts=1, queues_per_account=1, seed=15, speed=0, start=MORNING)
+    account = sim.account_ids[0]
+    (queue_id, _), = sim.queues(account)
+    h = harness(sim)
+    sim.burst(account, queue_id, "abandoned", 5)
+    await h.poller.poll()
+    before = sim.status(account, queue_id)
+    assert h.value("qubicle_queue_abandoned_sessions_total", account, queue_id) == 0  # first figure seen
+    # The queue restarts on another node (its daily figures from 0) and gets more callers than
+    # it had before the next poll: only the node change tells the exporter it was reset.
+    sim.restart_queue(account, queue_id)
+    sim.burst(account, queue_id, "abandoned", 8)
+    after = sim.status(account, queue_id)
+    assert after["node"] != before["node"] and after["stats"]["abandoned_sessions"] > before["stats"]["abandoned_sessions"]
+    await h.poller.poll()
+    assert h.value("qubicle_queue_abandoned_sessions_total", account, queue_id) == after["stats"]["abandoned_sessions"]

@@ -238,3 +238,14 @@ def test_hostile_node_values_pass_promtool(crossbar, tmp_path):
         result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True,
                                 text=True, timeout=30)
         assert result.returncode in (0, 3) and "error" not in result.stderr.lower(), result.stderr
+
+
+def test_queues_missing_from_the_answer_are_counted_and_the_others_still_served(crossbar):
+    # Kazoo lists q1, q2, q3 but the status answer has q2 only.
+    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1"])["q2"]})
+    text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
+    samples = {(s.name, s.labels.get("queue_id")): s.value for f in text_string_to_metric_families(text)
+               for s in f.samples}
+    assert samples[("qubicle_status_missing_queues_total", None)] == 2
+    assert ("qubicle_queue_info", "q2") in samples
+    assert not [q for n, q in samples if n == "qubicle_queue_info" and q != "q2"]
