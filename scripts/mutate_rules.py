@@ -86,9 +86,9 @@ def _outside_selectors(expr: str) -> Iterator[tuple[int, int]]:
 
 def _bumps(number: str) -> list[str]:
     if "." in number:
-        step = 10 ** -len(number.split(".")[1])
-        value = float(number)
-        return [f"{value + step:.{len(number.split('.')[1])}f}", f"{max(value - step, 0):.{len(number.split('.')[1])}f}"]
+        decimals = len(number.split(".")[1])
+        step, value = 10 ** -decimals, float(number)
+        return [f"{value + step:.{decimals}f}", f"{max(value - step, 0):.{decimals}f}"]
     value = int(number)
     return [str(value + 1)] + ([str(value - 1)] if value > 0 else [])
 

@@ -80,7 +80,8 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
             for i, (a, b) in enumerate([(0.0, -0.0), (-0.0, 0.0), (float("nan"), float("inf")), (1234567.0, 1e-7),
                                         (12345678.0, 0.1 + 0.2), (3.0, 3)])]
     # The node label comes from Kazoo too: hostile values, and none at all.
-    odd += [QueueFigures(A, f"n{i}", f"node {i}", node, MappingProxyType({"active_sessions": 1.0}), MappingProxyType({}))
+    odd += [QueueFigures(A, f"n{i}", f"node {i}", node, MappingProxyType({"active_sessions": 1.0}),
+                         MappingProxyType({}))
             for i, node in enumerate(['kz"1', "back\\slash", "new\nline", "trailing\\", None, ""])]
     stale = AccountSnapshot("b" * 32, up=False, queues=tuple(odd), data_time=1.0, last_success=1.0, queue_count=5)
     never = AccountSnapshot("c" * 32, up=False)

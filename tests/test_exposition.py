@@ -372,7 +372,8 @@ def test_odd_label_values_pass_promtool_and_both_parsers(expo, tmp_path):
     assert queue_names(text_families(text)["qubicle_queue_active_sessions"]) == ODD
     om, _ = expo.render(PROMETHEUS_ACCEPT, None)
     assert queue_names(om_families(om)["qubicle_queue_active_sessions"]) == ODD
-    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], input=text, capture_output=True, timeout=30, check=False)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], input=text, capture_output=True, timeout=30,
+                            check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -380,7 +381,8 @@ def test_odd_label_values_pass_promtool_and_both_parsers(expo, tmp_path):
 def test_promtool_does_reject_a_broken_exposition():
     """The check above can fail: promtool does catch a badly escaped label value."""
     broken = b'# HELP q Q.\n# TYPE q gauge\nq{queue_name="say "hi""} 1.0\n'
-    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], input=broken, capture_output=True, timeout=30, check=False)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], input=broken, capture_output=True,
+                            timeout=30, check=False)
     assert result.returncode == 1
 
 

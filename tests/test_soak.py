@@ -106,7 +106,8 @@ def test_fault_soak(make_simulator, tmp_path):
         def faults_seen(phase: Phase, ups: dict[str, float]) -> bool:
             reasons = phase.error_reasons(counters)
             return (any(0 in phase.ups[a] for a in faulty) and "server_error" in reasons
-                    and bool({"transport", "timeout", "bad_response"} & reasons) and phase.reauthentications(counters) > 0)
+                    and bool({"transport", "timeout", "bad_response"} & reasons)
+                    and phase.reauthentications(counters) > 0)
 
         faults_phase = run("faults", faults_seen, healthy_stay_up, deadline=120)
         assert {a for a, reason in faults_phase.failed_accounts(counters)} <= set(faulty), "a healthy account failed"
