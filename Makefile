@@ -1,11 +1,12 @@
 # Two commands on a fresh machine: `make demo` runs the exporter on the embedded simulator,
-# `make test` runs the whole test suite (it installs what the tests need first).
+# `make test` runs the whole test suite (it installs what the tests need first), `make test-fast`
+# the tests that start no process and need no Debian package.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 PORT ?= 10147
 
-.PHONY: demo test lint tools bench dashboards kubernetes screenshot check-generated clean
+.PHONY: demo test test-fast lint mutate tools bench dashboards kubernetes screenshot check-generated clean
 
 # setuptools' 'Editable installation' notice warns of folders named like the package in the working
 # directory: here that folder is the package itself. Only that notice is muted.
@@ -30,6 +31,20 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The tests that start no process and need no Debian package (well under a minute).
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -m "not e2e"
+
+# Mutation score (docs/testing.md): the alert rules' comparators and thresholds flipped one by one
+# under promtool, then mutmut over the modules that hold the promises, one module at a time
+# (MUTATE_MODULES=shard make mutate for one). Slow on 2 cores: not part of `make test` nor CI.
+MUTATE_MODULES ?= snapshot render collector shard poller web.auth web.config kazoo.auth
+mutate: $(BIN)/.installed tools
+	$(BIN)/pip install --quiet -e '.[test,mutate]'
+	$(BIN)/python scripts/mutate_rules.py
+	for m in $(MUTATE_MODULES); do $(BIN)/mutmut run "exporter.$$m.*" || exit 1; done
+	$(BIN)/mutmut results
+
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 
@@ -50,4 +65,4 @@ screenshot: $(BIN)/.installed tools
 	$(BIN)/python scripts/wallboard-screenshot
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis mutants

@@ -23,6 +23,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def debian_tool(name: str, package: str = "prometheus") -> str:
+    """The path of a Debian tool the tests need; a missing one fails the test naming its package."""
+    path = shutil.which(name)
+    assert path, f"{name} is not installed (Debian package {package}; run `make tools`)"
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

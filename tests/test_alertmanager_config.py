@@ -17,6 +17,8 @@ import yaml
 
 from helpers_alertmanager import alertmanager as running_alertmanager
 
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "alerts" / "alertmanager.example.yml"
 ALERT_RULES = ROOT / "alerts" / "qubicle.alerts.yml"

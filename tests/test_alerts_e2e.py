@@ -12,11 +12,14 @@ import time
 from datetime import UTC, datetime, timezone
 from pathlib import Path
 
+import pytest
 import yaml
 
 from conftest import ROOT, exporter_process
 from helpers_alertmanager import alertmanager, webhook_receiver
 from helpers_prometheus import prometheus
+
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
 
 RULE_FILES = [ROOT / "alerts" / "qubicle.rules.yml", ROOT / "alerts" / "qubicle.alerts.yml"]
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
 
 
 def check(*args: str) -> subprocess.CompletedProcess[str]:

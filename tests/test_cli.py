@@ -56,6 +56,69 @@ def test_every_flag_reads_an_environment_variable(key_file):
     assert s.wait_unit == "milliseconds"
 
 
+USER_CREDENTIALS = {"username", "password-file", "account-name"}
+REQUIRED = {"kazoo-url", "account-id", "api-key-file", "auth-token-file", *USER_CREDENTIALS}
+
+
+def sample_values(tmp_path: Path) -> dict[str, str]:
+    """A value other than the default for every option, as its flag or environment variable spells it."""
+    files = {"config": "interval: 7\n", "api-key": "a" * 64 + "\n", "token": "eyJhbGciOiJub25lIn0.e30.\n",
+             "password": "pa55:word\n", "web.yml": "{}\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    import trustme  # the CA file is checked with the other settings: a real one
+
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    return {
+        "config": str(tmp_path / "config"), "kazoo-url": "https://kz.test:8443", "account-id": f"{ACC1},{ACC2}",
+        "discover-descendants": "true", "auth-token-file": str(tmp_path / "token"),
+        "api-key-file": str(tmp_path / "api-key"), "username": "alice", "password-file": str(tmp_path / "password"),
+        "account-name": "acme", "interval": "7.5", "discovery-interval": "300", "max-concurrency": "3",
+        "max-data-age": "99", "poll-timeout": "4", "status-batch-size": "25", "status-via-post": "true",
+        "page-size": "50", "wait-unit": "milliseconds", "connect-timeout": "1.5", "read-timeout": "20",
+        "retries": "5", "ca-file": str(tmp_path / "ca.pem"), "insecure-skip-verify": "true",
+        "listen": "127.0.0.1:9999", "web-config-file": str(tmp_path / "web.yml"), "metrics-path": "/m",
+        "log-level": "debug", "log-format": "logfmt", "shard": "2/3", "demo": "true", "demo-speed": "60",
+        "demo-seed": "5", "demo-accounts": "3", "demo-queues": "2",
+        "alert-thresholds": str(Path(__file__).parent.parent / "alerts" / "overrides.example.yml"),
+        "shard-from-hostname": "3", "request-timeout": "12", "max-answer-bytes": "4096", "max-pages": "7",
+    }
+
+
+# What else an option reads from the environment, given alike to the flag's and the variable's run.
+CONTEXT_ENV = {"shard-from-hostname": {"HOSTNAME": "qubicle-exporter-1"}}
+
+
+def test_every_option_reads_its_environment_variable_like_its_flag(tmp_path, key_file):
+    from exporter.cli import OPTIONS
+
+    samples = sample_values(tmp_path)
+    assert {o.name for o in OPTIONS} == set(samples), "every option needs a sample value here"
+    for option in OPTIONS:
+        value = samples[option.name]
+        # The other settings a valid run needs, as flags; credentials of the kind the option belongs to.
+        if option.name in USER_CREDENTIALS:
+            credentials = {"username": "bob", "password-file": key_file, "account-name": "other"}
+        elif option.name == "auth-token-file":
+            credentials = {}
+        else:
+            credentials = {"api-key-file": key_file}
+        rest = {"kazoo-url": "http://kazoo.test:8000/", "account-id": ACC1, **credentials}
+        rest.pop(option.name, None)
+        base = [arg for name, v in rest.items() for arg in (f"--{name}", v)]
+        flag = [f"--{option.name}"] if option.boolean else [f"--{option.name}", value]
+        context = CONTEXT_ENV.get(option.name, {})
+        _, by_flag = parse_args([*base, *flag], environ=dict(context))
+        _, by_env = parse_args(base, environ={**context, option.env: value})
+        assert by_env == by_flag, option.name
+        try:
+            _, without = parse_args(base, environ=dict(context))
+        except ConfigError:
+            assert option.name in REQUIRED, option.name  # the variable supplied what was missing
+            continue
+        assert without != by_env, f"{option.env}={value} changed nothing"
+
+
 def test_secret_values_come_from_the_environment_too():
     env = {"QUBICLE_KAZOO_URL": "http://kz.test", "QUBICLE_ACCOUNT_ID": ACC1, "QUBICLE_AUTH_TOKEN": "tok-123"}
     _, s = parse_args([], environ=env)
@@ -142,6 +205,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env={"PATH": "/usr/bin:/bin"})
 
 
+@pytest.mark.e2e
 def test_bad_flag_exits_2_with_one_line():
     for args in (["--interval", "x", "--demo"], ["--no-such-flag"], ["--interval", "-1", "--demo"]):
         result = run_cli(*args)
@@ -151,6 +215,7 @@ def test_bad_flag_exits_2_with_one_line():
         assert lines[0].startswith("qubicle-exporter: error:")
 
 
+@pytest.mark.e2e
 def test_a_bad_ca_file_exits_2_with_one_line(tmp_path):
     key = tmp_path / "key"
     key.write_text(KEY)
@@ -161,6 +226,7 @@ def test_a_bad_ca_file_exits_2_with_one_line(tmp_path):
     assert len(lines) == 1 and "ca_file" in lines[0].replace("-", "_"), result.stderr
 
 
+@pytest.mark.e2e
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0

@@ -81,6 +81,10 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
     odd += [queue(f"v{i}", f"values {i}", active_sessions=a, average_wait=b, recipients=3.0)
             for i, (a, b) in enumerate([(0.0, -0.0), (-0.0, 0.0), (float("nan"), float("inf")), (1234567.0, 1e-7),
                                         (12345678.0, 0.1 + 0.2), (3.0, 3)])]
+    # The node label comes from Kazoo too: hostile values, and none at all.
+    odd += [QueueFigures(A, f"n{i}", f"node {i}", node, MappingProxyType({"active_sessions": 1.0}),
+                         MappingProxyType({}))
+            for i, node in enumerate(['kz"1', "back\\slash", "new\nline", "trailing\\", None, ""])]
     stale = AccountSnapshot("b" * 32, up=False, queues=tuple(odd), data_time=1.0, last_success=1.0, queue_count=5)
     never = AccountSnapshot("c" * 32, up=False)
     base = snapshot(*odd)
@@ -92,3 +96,22 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
     assert b"".join(render(current, 1005.0, max_data_age=30.0)) == generate_latest(registry)
     assert b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n" == \
         generate_openmetrics(registry)
+
+
+def test_figures_exactly_max_data_age_old_are_still_served():
+    """--max-data-age N: figures N seconds old are shown, older ones are not (what /metrics serves)."""
+    from prometheus_client.parser import text_string_to_metric_families as parse
+
+    from served import served_exposition, served_text
+
+    current = snapshot(queue("q1", "Sales", active_sessions=2), up=False, data_time=1000.0)
+    now = [0.0]
+    exposition = served_exposition(lambda: current, max_data_age=30.0, clock=lambda: now[0])
+
+    def shown(at: float) -> set[str]:
+        now[0] = at
+        return {s.name for f in parse(served_text(exposition)) for s in f.samples}
+
+    assert "qubicle_queue_active_sessions" in shown(1030.0)
+    assert "qubicle_queue_active_sessions" not in shown(1030.001)
+    assert "qubicle_up" in shown(1030.001)  # the account itself stays, reported down

@@ -12,8 +12,12 @@ import re
 import time
 from typing import Any
 
+import pytest
+
 from conftest import ROOT, exporter_process
 from helpers_prometheus import Prometheus, prometheus
+
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
 
 DEMO_ACCOUNTS, DEMO_QUEUES = 2, 4  # the --demo defaults, passed explicitly
 

@@ -19,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.config import DemoSettings, Settings
 from exporter.simulator import Simulator, SimulatorConfig
 
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
+
 QUEUE_METRICS = [
     "qubicle_queue_recipients", "qubicle_queue_active_recipients", "qubicle_queue_available_recipients",
     "qubicle_queue_active_sessions", "qubicle_queue_estimated_wait_seconds",

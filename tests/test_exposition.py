@@ -17,6 +17,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from conftest import debian_tool
 from exporter.exposition import Exposition, accepts_gzip, accepts_openmetrics
 from exporter.snapshot import EMPTY
 from helpers_exposition import registry_renderer
@@ -366,20 +367,24 @@ def test_gzip_is_one_member_holding_both_parts(expo, collector, live, accept):
 
 # ---- odd label values -------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_odd_label_values_pass_promtool_and_both_parsers(expo, tmp_path):
     expo.update(EMPTY)
     text, _ = expo.render(None, None)
     assert queue_names(text_families(text)["qubicle_queue_active_sessions"]) == ODD
     om, _ = expo.render(PROMETHEUS_ACCEPT, None)
     assert queue_names(om_families(om)["qubicle_queue_active_sessions"]) == ODD
-    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, timeout=30, check=False)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], input=text, capture_output=True, timeout=30,
+                            check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.e2e
 def test_promtool_does_reject_a_broken_exposition():
     """The check above can fail: promtool does catch a badly escaped label value."""
     broken = b'# HELP q Q.\n# TYPE q gauge\nq{queue_name="say "hi""} 1.0\n'
-    result = subprocess.run(["promtool", "check", "metrics"], input=broken, capture_output=True, timeout=30, check=False)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], input=broken, capture_output=True,
+                            timeout=30, check=False)
     assert result.returncode == 1
 
 

@@ -12,6 +12,8 @@ import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import debian_tool
+from served import served_exposition, served_text
 from exporter import selfmetrics
 from exporter.config import client_settings
 from exporter.collector import SnapshotCollector
@@ -21,6 +23,9 @@ from exporter.poller import Poller
 from exporter.simulator import Faults
 
 
+DOTTED_FIELDS = {"active_recipient_count", "available_recipient_count", "stats.recipient_count",
+                 "stats.active_session_count", "stats.estimated_wait", "stats.average_wait", "stats.longest_wait",
+                 "stats.total_sessions", "stats.missed_sessions", "stats.abandoned_sessions"}
 MORNING = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
 
 
@@ -48,9 +53,14 @@ class Harness:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(lambda: self.poller.snapshot, self.settings.max_data_age,
                                                  clock=self.clock))
+        self.exposition = served_exposition(lambda: self.poller.snapshot, self.settings.max_data_age,
+                                            live_registry=self.metrics.registry, clock=self.clock)
 
     def text(self) -> str:
-        return generate_latest(self.registry).decode()
+        """What /metrics serves now; its snapshot part must equal prometheus-client's own rendering."""
+        served = served_text(self.exposition)
+        assert served.startswith(generate_latest(self.registry).decode()), "the fast renderer differs"
+        return served
 
     def samples(self) -> dict[tuple[str, tuple], float]:
         return {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -225,6 +235,7 @@ async def test_wait_unit_milliseconds_converts_to_seconds(harness, make_simulato
     assert h.value("qubicle_queue_average_wait_seconds", account, queue_id) == pytest.approx(raw / 1000)
 
 
+@pytest.mark.e2e
 async def test_odd_queue_names_are_escaped(harness, make_simulator, tmp_path):
     sim = make_simulator(accounts=1, queues_per_account=0, seed=1, speed=0)
     account = sim.account_ids[0]
@@ -238,7 +249,8 @@ async def test_odd_queue_names_are_escaped(harness, make_simulator, tmp_path):
     assert got == ids
     path = tmp_path / "metrics.prom"
     path.write_text(text)
-    result = subprocess.run(["promtool", "check", "metrics"], stdin=path.open(), capture_output=True, text=True)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True,
+                            text=True, timeout=30)
     # promtool lints too (exits 3 on lint warnings only); parse errors exit 1.
     assert result.returncode in (0, 3), result.stderr
     assert "error" not in result.stderr.lower(), result.stderr
@@ -258,6 +270,9 @@ async def test_descendants_are_discovered_and_empty_accounts_are_no_queues(harne
     served = {q for (n, labels), _ in h.samples().items() if n == "qubicle_queue_info"
               for k, q in labels if k == "queue_id"}
     assert len(served) == 2 + 2 * 2  # the account's queues and its two sub-accounts'
+    h.clock.now += h.settings.discovery_interval  # the next poll discovers again, and works
+    await h.poller.poll()
+    assert all(h.value("qubicle_up", account) == 1 for account in children)
 
 
 async def test_invalid_fields_drop_only_their_sample_and_are_counted(harness, make_simulator):
@@ -268,9 +283,12 @@ async def test_invalid_fields_drop_only_their_sample_and_are_counted(harness, ma
     h = harness(sim)
     await h.poller.poll()
     account = sim.account_ids[0]
-    counted = sum(child._value.get() for child in h.metrics.invalid_fields._metrics.values())
-    assert counted >= 15  # one bad field in every status (some are dropped optional fields)
     samples = h.samples()
+    invalid = {dict(labels)["field"]: v for (n, labels), v in samples.items() if n == "qubicle_invalid_fields_total"}
+    assert sum(invalid.values()) >= 15  # one bad field in every status (some are dropped optional fields)
+    # The label names the field, as Kazoo spells it (the dashboards and the runbook show it).
+    assert set(invalid) <= DOTTED_FIELDS and invalid, invalid
+    assert {dict(labels)["account_id"] for (n, labels) in samples if n == "qubicle_invalid_fields_total"} == {account}
     for queue_id, _ in sim.queues(account):
         present = {n for (n, labels), _ in samples.items() if ("queue_id", queue_id) in labels}
         # The queue is still served: at most one of its figures is missing.
@@ -411,3 +429,83 @@ async def test_an_account_no_longer_polled_loses_its_own_series(harness, make_si
     assert series_of(child) == []
     assert series_of(sibling) == sibling_before  # only the account that left
     assert h.value("qubicle_up", child) is None
+
+
+KNOWN_REASONS = {"error", "auth", "forbidden", "not_found", "rate_limited", "server_error", "bad_response", "transport",
+                 "timeout", "internal"}
+
+
+def poll_errors(h: Harness) -> dict[tuple[str, str], float]:
+    return {(dict(labels)["account_id"], dict(labels)["reason"]): v for (n, labels), v in h.samples().items()
+            if n == "qubicle_poll_errors_total"}
+
+
+async def test_a_poll_slower_than_poll_timeout_fails_as_timeout_and_keeps_what_was_known(harness, make_simulator):
+    from exporter.simulator import Faults
+
+    sim = make_simulator(accounts=1, queues_per_account=3, seed=12, speed=0)
+    h = harness(sim, poll_timeout=0.3)  # read timeout 2 s
+    account = sim.account_ids[0]
+    await h.poller.poll()
+    assert h.value("qubicle_up", account) == 1 and h.value("qubicle_queues", account) == 3
+    sim.set_faults(Faults(latency=1.5))  # under the read timeout, over the poll timeout
+    await h.poller.poll()
+    assert h.value("qubicle_up", account) == 0
+    assert poll_errors(h) == {(account, "timeout"): 1}
+    assert h.poller.snapshot.accounts[account].error == "timeout"
+    assert h.value("qubicle_queues", account) == 3  # what discovery found stays known
+
+
+async def test_a_shard_polls_its_accounts_only(harness, make_simulator):
+    from exporter.config import Shard
+    from exporter.shard import in_shard
+
+    sim = make_simulator(accounts=9, queues_per_account=1, seed=13, speed=0)
+    h = harness(sim, shard=Shard(2, 3))
+    await h.poller.poll()
+    mine = {a for a in sim.account_ids if in_shard(a, Shard(2, 3))}
+    assert mine and mine != set(sim.account_ids)
+    served = {dict(labels)["account_id"] for (n, labels), _ in h.samples().items() if n == "qubicle_up"}
+    assert served == mine
+
+
+async def test_a_failed_descendants_listing_is_counted_for_its_parent(harness, make_simulator):
+    from exporter.simulator import Faults
+
+    sim = make_simulator(accounts=1, queues_per_account=1, sub_accounts=2, seed=14, speed=0)
+    master = sim.master_account_id
+    h = harness(sim, account_ids=[master], discover_descendants=True)
+    sim.set_faults(Faults(error_rate=1.0, accounts=(master,)))
+    await h.poller.poll()
+    errors = poll_errors(h)
+    # The listing failed (and the master's own poll): both counted under the master, by reason.
+    assert {a for a, _ in errors} == {master} and {r for _, r in errors} <= KNOWN_REASONS, errors
+    assert errors[master, "server_error"] >= 2, errors
+
+
+async def test_poll_duration_is_observed_in_seconds(harness):
+    h = harness()
+    await h.poller.poll()
+    samples = h.samples()
+    assert samples[("qubicle_poll_duration_seconds_count", ())] == 1
+    assert 0 < samples[("qubicle_poll_duration_seconds_sum", ())] < 60  # one poll of a local simulator
+
+
+async def test_a_queue_moved_to_another_node_restarts_its_counters_even_if_the_figure_grew(harness, make_simulator):
+    sim = make_simulator(accounts=1, queues_per_account=1, seed=15, speed=0, start=MORNING)
+    account = sim.account_ids[0]
+    (queue_id, _), = sim.queues(account)
+    h = harness(sim)
+    sim.burst(account, queue_id, "abandoned", 5)
+    await h.poller.poll()
+    before = sim.status(account, queue_id)
+    assert h.value("qubicle_queue_abandoned_sessions_total", account, queue_id) == 0  # first figure seen
+    # The queue restarts on another node (its daily figures from 0) and gets more callers than
+    # it had before the next poll: only the node change tells the exporter it was reset.
+    sim.restart_queue(account, queue_id)
+    sim.burst(account, queue_id, "abandoned", 8)
+    after = sim.status(account, queue_id)
+    assert after["node"] != before["node"]
+    assert after["stats"]["abandoned_sessions"] > before["stats"]["abandoned_sessions"]
+    await h.poller.poll()
+    assert h.value("qubicle_queue_abandoned_sessions_total", account, queue_id) == after["stats"]["abandoned_sessions"]

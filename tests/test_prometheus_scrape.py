@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
+
 from conftest import exporter_process
 from helpers_prometheus import prometheus
+
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
 
 FIELDS = {
     "qubicle_queue_recipients": ("stats", "recipient_count"),

@@ -8,6 +8,7 @@ import json
 import math
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -16,12 +17,13 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from conftest import debian_tool
+from served import served_exposition, served_text
 from exporter import selfmetrics
 from exporter.config import client_settings
-from exporter.collector import SnapshotCollector
 from exporter.config import Secrets, Settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
@@ -63,20 +65,22 @@ def valid(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
-def expected_bad_fields(data: Any) -> int:
+def expected_bad_fields(data: Any) -> Counter[str]:
+    """How many times each field (dotted, as the `field` label spells it) is unusable in `data`."""
+    bad: Counter[str] = Counter()
     if not isinstance(data, dict):
-        return 0
-    bad = 0
+        return bad
     for queue_id in QUEUES:
         status = data.get(queue_id)
         if not isinstance(status, dict):
             continue
         for path in REQUIRED:
             holder = status if len(path) == 1 else status.get("stats")
-            bad += not (isinstance(holder, dict) and valid(holder.get(path[-1])))
+            if not (isinstance(holder, dict) and valid(holder.get(path[-1]))):
+                bad[".".join(path)] += 1
         stats = status.get("stats")
-        if isinstance(stats, dict) and "longest_wait" in stats:
-            bad += not valid(stats["longest_wait"])
+        if isinstance(stats, dict) and "longest_wait" in stats and not valid(stats["longest_wait"]):
+            bad["stats.longest_wait"] += 1
     return bad
 
 
@@ -125,13 +129,19 @@ def crossbar() -> Iterator[FakeCrossbar]:
     fake.stop()
 
 
-def invalid_total(metrics: selfmetrics.SelfMetrics) -> float:
-    return sum(child._value.get() for child in metrics.invalid_fields._metrics.values())
+def invalid_by_field(families: list[Metric]) -> dict[str, float]:
+    """qubicle_invalid_fields_total as served, by its `field` label (one account only)."""
+    found: dict[str, float] = {}
+    for family in families:
+        for s in family.samples:
+            if s.name == "qubicle_invalid_fields_total":
+                assert s.labels["account_id"] == ACCOUNT, s.labels
+                found[s.labels["field"]] = s.value
+    return found
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=answer)
-def test_any_answer_is_survived_counted_and_exposed_validly(crossbar, data, tmp_path_factory):
+def poll_once(crossbar: FakeCrossbar, data: Any) -> tuple[Any, Poller, selfmetrics.SelfMetrics]:
+    """One poll of ACCOUNT with `data` as the status answer's data: (snapshot, poller, metrics)."""
     crossbar.body = json.dumps({"data": data, "status": "success"}, allow_nan=True).encode()
     settings_ = replace(Settings(), kazoo_url=crossbar.url, account_ids=(ACCOUNT,),
                         secrets=Secrets(api_key="k" * 64), retries=0)
@@ -146,24 +156,38 @@ def test_any_answer_is_survived_counted_and_exposed_validly(crossbar, data, tmp_
             await client.aclose()
 
     snapshot, poller = asyncio.run(poll())
+    return snapshot, poller, metrics
+
+
+@pytest.mark.e2e
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=answer)
+def test_any_answer_is_survived_counted_and_exposed_validly(crossbar, data, tmp_path_factory):
+    snapshot, poller, metrics = poll_once(crossbar, data)
     account = snapshot.accounts[ACCOUNT]
+    # What /metrics serves (the fast renderer, the exporter's own metrics after it), not
+    # prometheus-client's rendering of the collector: a node or name escaped wrongly there breaks this parse.
+    text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
+    families = list(text_string_to_metric_families(text))
     if isinstance(data, dict):
         assert account.up
-        assert invalid_total(metrics) == expected_bad_fields(data)
+        # Label values, not only the sum: each unusable field is counted under its own name.
+        assert invalid_by_field(families) == {f: float(n) for f, n in expected_bad_fields(data).items()}
     else:
         assert not account.up and account.error == "bad_response"
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(lambda: poller.snapshot, max_data_age=60))
-    text = generate_latest(registry).decode()
-    families = list(text_string_to_metric_families(text))
     served = {(s.name, s.labels.get("queue_id")): s.value for f in families for s in f.samples}
     assert all(math.isfinite(v) for v in served.values())  # never NaN or inf
+    nodes = {s.labels["queue_id"]: s.labels["node"] for f in families for s in f.samples
+             if s.name == "qubicle_queue_info"}
     for queue_id in QUEUES:
         status = data.get(queue_id) if isinstance(data, dict) else None
         if not isinstance(status, dict):
             assert ("qubicle_queue_info", queue_id) not in served  # no figures, not zeros
             continue
+        node = status.get("node")
+        usable_node = isinstance(node, (str, int)) and not isinstance(node, bool) and str(node) != ""
+        assert nodes[queue_id] == (str(node) if usable_node else ""), (node, nodes[queue_id])
         for path in REQUIRED:
             holder = status if len(path) == 1 else status.get("stats")
             raw = holder.get(path[-1]) if isinstance(holder, dict) else None
@@ -172,5 +196,57 @@ def test_any_answer_is_survived_counted_and_exposed_validly(crossbar, data, tmp_
             assert got == (float(raw) if valid(raw) else None), (path, raw, got)
     path = tmp_path_factory.mktemp("expo") / "metrics.prom"
     path.write_text(text)
-    result = subprocess.run(["promtool", "check", "metrics"], stdin=path.open(), capture_output=True, text=True)
+    result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True,
+                            text=True, timeout=30)
     assert result.returncode in (0, 3) and "error" not in result.stderr.lower(), result.stderr
+
+
+# Node values as a Kazoo cluster could name its nodes, or a broken proxy could send them.
+HOSTILE_NODES = ['kz"1', "back\\slash@kz", "new\nline", "trailing\\", 'a="b",c="d"', "Ünïcødé ☎ 客服"]
+
+
+def hostile_node_answer(nodes: list[str]) -> dict[str, Any]:
+    figures = {"estimated_wait": 30, "average_wait": 20, "recipient_count": 5, "active_session_count": 1,
+               "total_sessions": 40, "missed_sessions": 2, "abandoned_sessions": 3}
+    return {q: {"active_recipient_count": 3, "available_recipient_count": 1, "node": node, "stats": figures}
+            for q, node in zip(QUEUES, nodes)}
+
+
+def served_nodes(text: str, parse: Any) -> dict[str, str]:
+    return {s.labels["queue_id"]: s.labels["node"] for f in parse(text) for s in f.samples
+            if s.name == "qubicle_queue_info"}
+
+
+def test_hostile_node_values_are_escaped_in_the_served_exposition(crossbar):
+    """The `node` label comes from Kazoo: whatever it holds, /metrics stays parseable and says it exactly."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+
+    for chunk in (HOSTILE_NODES[:3], HOSTILE_NODES[3:]):
+        _, poller, metrics = poll_once(crossbar, hostile_node_answer(chunk))
+        exposition = served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry)
+        expected = dict(zip(QUEUES, chunk))
+        assert served_nodes(served_text(exposition), text_string_to_metric_families) == expected
+        assert served_nodes(served_text(exposition, openmetrics=True), parse_openmetrics) == expected
+
+
+@pytest.mark.e2e
+def test_hostile_node_values_pass_promtool(crossbar, tmp_path):
+    for i, chunk in enumerate((HOSTILE_NODES[:3], HOSTILE_NODES[3:])):
+        _, poller, metrics = poll_once(crossbar, hostile_node_answer(chunk))
+        text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
+        path = tmp_path / f"metrics-{i}.prom"
+        path.write_text(text)
+        result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True,
+                                text=True, timeout=30)
+        assert result.returncode in (0, 3) and "error" not in result.stderr.lower(), result.stderr
+
+
+def test_queues_missing_from_the_answer_are_counted_and_the_others_still_served(crossbar):
+    # Kazoo lists q1, q2, q3 but the status answer has q2 only.
+    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1"])["q2"]})
+    text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
+    samples = {(s.name, s.labels.get("queue_id")): s.value for f in text_string_to_metric_families(text)
+               for s in f.samples}
+    assert samples[("qubicle_status_missing_queues_total", None)] == 2
+    assert ("qubicle_queue_info", "q2") in samples
+    assert not [q for n, q in samples if n == "qubicle_queue_info" and q != "q2"]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import debian_tool
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
 RULES = ALERTS / "qubicle.rules.yml"
@@ -63,9 +64,7 @@ ACCOUNT_ALERTS = {"QubicleKazooUnreachable", "QubicleDataStale", "QubicleAccount
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    assert path, "promtool is not on PATH: install Debian's 'prometheus' package (make tools)"
-    return path
+    return debian_tool("promtool")
 
 
 def run_promtool(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -87,6 +86,7 @@ def github_anchor(heading: str) -> str:
 
 # --- promtool ------------------------------------------------------------------------------------
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.name)
 def test_promtool_check_rules(rule_file: Path):
     result = run_promtool("check", "rules", "--lint=all", "--lint-fatal", rule_file)
@@ -97,6 +97,7 @@ def test_there_are_unit_tests():
     assert len(UNIT_TESTS) >= 7, [p.name for p in UNIT_TESTS]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("unit_test", UNIT_TESTS, ids=lambda p: p.name)
 def test_promtool_unit_tests(unit_test: Path):
     result = run_promtool("test", "rules", unit_test.relative_to(ROOT))
@@ -123,6 +124,7 @@ MUTATIONS = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("target,old,new,unit_test", MUTATIONS,
                          ids=[f"{m[0]}:{m[1].strip()}->{m[2].strip() or 'removed'}" for m in MUTATIONS])
 def test_unit_tests_catch_a_broken_rule(tmp_path: Path, target: str, old: str, new: str, unit_test: str):
@@ -276,6 +278,7 @@ def test_docs_name_every_alert_and_recording_rule():
             assert rule["record"] in text, rule["record"]
 
 
+@pytest.mark.e2e
 def test_every_for_stands_on_its_own_line_and_can_be_shortened(tmp_path: Path):
     """An end-to-end test shortens the for: durations with a line rewrite: that must stay valid."""
     text = ALERT_RULES.read_text()

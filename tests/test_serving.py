@@ -14,6 +14,8 @@ import yaml
 from conftest import exporter_process
 from helpers_prometheus import prometheus
 
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
+
 PASSWORD = "scrape-secret"
 
 

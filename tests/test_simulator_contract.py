@@ -269,6 +269,7 @@ def test_restart_burst_and_seed(make_simulator):
     assert restarted["stats"]["abandoned_sessions"] == 0 and restarted["stats"]["missed_sessions"] == 0
 
 
+@pytest.mark.e2e
 def test_standalone_cli(tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{port}",

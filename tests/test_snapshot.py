@@ -59,3 +59,15 @@ def test_counters_are_per_queue_and_forgotten_queues_start_again():
     carry.forget_queues(A, keep={"q1"})
     assert carry.update(A, "q2", "n", {"daily_sessions": 60}) == {"daily_sessions": 0}
     assert carry.update(A, "q1", "n", {"daily_sessions": 7}) == {"daily_sessions": 2}
+
+
+def test_a_node_move_is_seen_across_an_answer_without_node():
+    # Kazoo left `node` out of one answer (6, node unknown) between n1 and n2: the queue still
+    # moved from n1 to n2, so 8 is a fresh day's figure, not 2 more.
+    assert feed(CounterCarry(), ("n1", 5), (None, 6), ("n2", 8)) == [0, 1, 9]
+    assert feed(CounterCarry(), ("n1", 5), (None, 6), (None, 7), ("n1", 8)) == [0, 1, 2, 3]  # no move: no reset
+
+
+def test_every_move_is_a_reset_not_only_the_first():
+    # n1 -> n2 -> n3, the figure growing after each move: each move restarts the count.
+    assert feed(CounterCarry(), ("n1", 5), ("n2", 3), ("n3", 4)) == [0, 3, 7]

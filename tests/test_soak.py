@@ -1,19 +1,25 @@
 """Fault soak: 1,000 queues behind a Kazoo that errs, rate-limits, times out, expires tokens, churns
 queues and goes down; the exporter keeps serving, reports exactly what failed, and recovers alone.
 
-Bounded: about a minute of wall time.
+Every phase waits on a state (all up, a fault seen, all down) with a generous deadline, never
+for a fixed time: on an idle machine it takes about a minute, on a loaded one longer, not red.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import exporter_process
 from exporter.simulator import Faults
+
+pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
 
 FAULTY_ACCOUNTS, HEALTHY_ACCOUNTS, QUEUES = 95, 5, 10
 
@@ -42,16 +48,12 @@ def test_fault_soak(make_simulator, tmp_path):
     with exporter_process(*args) as exporter:
         pid = exporter.proc.pid
         counters: dict[tuple[str, tuple], float] = {}
-        up_history: dict[str, list[float]] = defaultdict(list)
         ever_errored: set[str] = set()
-        all_down_seen = False
-        scrapes = 0
-        rss_warm = 0
+        history: dict[str, Phase] = {}
 
-        def scrape(phase: str) -> dict[str, float]:
-            nonlocal scrapes
+        def scrape(phase: Phase) -> dict[str, float]:
             response = exporter.get("/metrics")
-            assert response.status_code == 200, phase
+            assert response.status_code == 200, phase.name
             ups: dict[str, float] = {}
             for family in text_string_to_metric_families(response.text):
                 for s in family.samples:
@@ -61,67 +63,94 @@ def test_fault_soak(make_simulator, tmp_path):
                         ever_errored.add(s.labels["account_id"])
                     if s.name.endswith("_total"):
                         key = (s.name, tuple(sorted(s.labels.items())))
-                        assert s.value >= counters.get(key, 0), f"{key} went down in phase {phase}"
+                        assert s.value >= counters.get(key, 0), f"{key} went down in phase {phase.name}"
                         counters[key] = s.value
-            scrapes += 1
+            phase.scrapes += 1
+            for account, value in ups.items():
+                phase.ups[account].append(value)
+                if value == 0:
+                    # Down only where a poll of that account really failed (and was counted).
+                    assert account in ever_errored or phase.name == "down", account
+            assert exporter.proc.poll() is None, f"exporter died in phase {phase.name}"
             return ups
 
-        def run(phase: str, seconds: float, check) -> None:  # type: ignore[no-untyped-def]
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
+        def run(name: str, done: Callable[[Phase, dict[str, float]], bool],
+                check: Callable[[dict[str, float]], None] = lambda ups: None, deadline: float = 60.0) -> Phase:
+            """Scrapes until `done` holds (checking every scrape), or fails after `deadline` seconds."""
+            phase = history[name] = Phase(name, counters_before=dict(counters))
+            until = time.monotonic() + deadline
+            while True:
                 ups = scrape(phase)
                 check(ups)
-                for account, value in ups.items():
-                    up_history[account].append(value)
-                    if value == 0:
-                        # Down only where a poll of that account really failed (and was counted).
-                        assert account in ever_errored or phase == "down", account
-                assert exporter.proc.poll() is None, f"exporter died in phase {phase}"
+                if done(phase, ups):
+                    return phase
+                assert time.monotonic() < until, f"phase {name}: not done within {deadline}s after " \
+                    f"{phase.scrapes} scrapes; up: {sorted(ups.values()).count(1.0)}/{len(ups)}"
                 time.sleep(0.5)
 
-        # 1. Warm-up without faults.
-        run("warm-up", 6, lambda ups: None)
+        def all_up(phase: Phase, ups: dict[str, float]) -> bool:
+            return len(ups) == len(accounts) and all(v == 1 for v in ups.values())
+
+        # 1. Warm-up without faults: every account up.
+        run("warm-up", all_up)
         rss_warm = rss_kib(pid)
-        # 2. Faults on the faulty accounts; the healthy ones must not notice.
+
+        # 2. Faults on the faulty accounts; the healthy ones must not notice. Done once the faults
+        # have made a faulty account fail, and each kind of fault has left its trace in this phase.
         sim.set_faults(faults)
 
         def healthy_stay_up(ups: dict[str, float]) -> None:
             down = [a for a in healthy if ups.get(a) != 1]
             assert not down, f"healthy accounts down while others fail: {down}"
 
-        run("faults", 20, healthy_stay_up)
+        def faults_seen(phase: Phase, ups: dict[str, float]) -> bool:
+            reasons = phase.error_reasons(counters)
+            return (any(0 in phase.ups[a] for a in faulty) and "server_error" in reasons
+                    and bool({"transport", "timeout", "bad_response"} & reasons)
+                    and phase.reauthentications(counters) > 0)
+
+        faults_phase = run("faults", faults_seen, healthy_stay_up, deadline=120)
+        assert {a for a, reason in faults_phase.failed_accounts(counters)} <= set(faulty), "a healthy account failed"
+
         # 3. Kazoo fully down: every account goes down.
         sim.set_faults(Faults(down=True))
+        run("down", lambda phase, ups: len(ups) == len(accounts) and not any(ups.values()))
 
-        def saw_all_down(ups: dict[str, float]) -> None:
-            nonlocal all_down_seen
-            all_down_seen = all_down_seen or (len(ups) == len(accounts) and not any(ups.values()))
-
-        run("down", 8, saw_all_down)
-        # 4. Back, faults still on: recovery needs no intervention.
+        # 4. Back, faults still on: the healthy accounts recover with no intervention.
         sim.set_faults(faults)
-        run("recovering", 6, lambda ups: None)
-        assert all(ups_ == 1 for ups_ in [up_history[a][-1] for a in healthy]), "healthy accounts did not recover"
+        run("recovering", lambda phase, ups: all(ups.get(a) == 1 for a in healthy))
+
         # 5. Faults off: every account is up again on its own.
         sim.set_faults(Faults())
-        deadline = time.monotonic() + 15
-        ups = {}
-        while time.monotonic() < deadline:
-            ups = scrape("healed")
-            if len(ups) == len(accounts) and all(v == 1 for v in ups.values()):
-                break
-            time.sleep(0.5)
-        assert all(v == 1 for v in ups.values()) and len(ups) == len(accounts), \
-            f"still down after recovery: {[a for a, v in ups.items() if v != 1][:5]}"
+        run("healed", all_up)
         rss_end = rss_kib(pid)
         assert exporter.proc.pid == pid and exporter.proc.poll() is None
 
-    assert all_down_seen, "never saw every account down while Kazoo was down"
-    assert any(0 in up_history[a] for a in faulty), "the faults never made an account fail"
-    assert scrapes >= 30  # every one of them succeeded
     # Memory is bounded: no growth beyond 10 % after warm-up.
     assert rss_end <= rss_warm * 1.10, f"RSS grew from {rss_warm} KiB to {rss_end} KiB"
-    # Every kind of fault left its trace in the exporter's own counters.
-    reasons = {dict(k[1]).get("reason") for k in counters if k[0] == "qubicle_poll_errors_total"}
-    assert {"transport", "server_error"} & reasons, reasons
-    assert any(k[0] == "qubicle_api_reauthentications_total" and v > 0 for k, v in counters.items())
+
+
+@dataclass
+class Phase:
+    """What one phase of the soak saw: its scrapes, each account's qubicle_up, counters at its start."""
+
+    name: str
+    counters_before: dict[tuple[str, tuple], float]
+    scrapes: int = 0
+    ups: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def increases(self, counters: dict[tuple[str, tuple], float], name: str) -> dict[tuple, float]:
+        """Counter `name` increase during this phase (until now), by label set."""
+        return {labels: value - self.counters_before.get((n, labels), 0.0)
+                for (n, labels), value in counters.items() if n == name
+                and value > self.counters_before.get((n, labels), 0.0)}
+
+    def error_reasons(self, counters: dict[tuple[str, tuple], float]) -> set[str]:
+        return {dict(labels)["reason"] for labels in self.increases(counters, "qubicle_poll_errors_total")}
+
+    def failed_accounts(self, counters: dict[tuple[str, tuple], float]) -> set[tuple[str, str]]:
+        return {(dict(labels)["account_id"], dict(labels)["reason"])
+                for labels in self.increases(counters, "qubicle_poll_errors_total")}
+
+    def reauthentications(self, counters: dict[tuple[str, tuple], float]) -> float:
+        return sum(self.increases(counters, "qubicle_api_reauthentications_total").values())

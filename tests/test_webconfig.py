@@ -361,6 +361,7 @@ def server_in_thread(config: str) -> Iterator[int]:
         thread.join(10)
 
 
+@pytest.mark.e2e
 def test_real_prometheus_scrapes_over_tls_with_basic_auth(pki):
     config = write(pki / "web.yml", {"tls_server_config": {"cert_file": "server.pem", "key_file": "server.pem"},
                                      "basic_auth_users": {"prometheus": HASH}})

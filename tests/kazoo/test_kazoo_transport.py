@@ -211,13 +211,22 @@ async def test_max_connections_bounds_concurrent_requests(kazoo):
     client = kazoo.client(max_connections=2, status_batch_size=1)
     await client.authenticate()
     in_flight, peak = 0, 0
+    two_in_flight = asyncio.Event()
 
     async def slow(request: web.Request) -> web.StreamResponse:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
-        await asyncio.sleep(0.02)
-        in_flight -= 1
+        if in_flight == 2:
+            two_in_flight.set()
+        try:
+            # Each answer waits until two requests are in flight at once, whatever the machine's
+            # speed (a bound of 1 fails here after 10 s); then a moment more, where a third request
+            # would show up if the bound leaked (that can only miss a leak under load, never fail wrongly).
+            await asyncio.wait_for(two_in_flight.wait(), 10)
+            await asyncio.sleep(0.02)
+        finally:
+            in_flight -= 1
         return await kazoo.crossbar.list_status(request)
 
     kazoo.crossbar.script["queue_list_status"] = [slow] * 12
