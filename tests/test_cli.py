@@ -82,6 +82,9 @@ def sample_values(tmp_path: Path) -> dict[str, str]:
         "demo-seed": "5", "demo-accounts": "3", "demo-queues": "2",
         "alert-thresholds": str(Path(__file__).parent.parent / "alerts" / "overrides.example.yml"),
         "shard-from-hostname": "3", "request-timeout": "12", "max-answer-bytes": "4096", "max-pages": "7",
+        # Booleans that default to on: --no-<flag>, as the variable's "false".
+        "agent-status": "false", "queue-settings": "false", "account-names": "false", "agent-metrics": "true",
+        "agent-status-batch-size": "40", "settings-interval": "900",
     }
 
 
@@ -107,6 +110,8 @@ def test_every_option_reads_its_environment_variable_like_its_flag(tmp_path, key
         rest.pop(option.name, None)
         base = [arg for name, v in rest.items() for arg in (f"--{name}", v)]
         flag = [f"--{option.name}"] if option.boolean else [f"--{option.name}", value]
+        if option.boolean and value == "false":
+            flag = [f"--no-{option.name}"]
         context = CONTEXT_ENV.get(option.name, {})
         _, by_flag = parse_args([*base, *flag], environ=dict(context))
         _, by_env = parse_args(base, environ={**context, option.env: value})
