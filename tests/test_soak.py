@@ -43,7 +43,9 @@ def test_fault_soak(make_simulator, tmp_path):
     key.write_text(sim.api_key)
     args = ["--kazoo-url", sim.url, "--api-key-file", str(key), "--account-id", ",".join(accounts),
             "--interval", "1", "--read-timeout", "1", "--connect-timeout", "1", "--retries", "1",
-            "--poll-timeout", "3", "--max-data-age", "3", "--discovery-interval", "5", "--max-concurrency", "20"]
+            "--poll-timeout", "3", "--max-data-age", "3", "--discovery-interval", "5", "--max-concurrency", "20",
+            # Queue settings, members and names refreshed every 30 s: refreshes run under the faults too.
+            "--settings-interval", "30"]
 
     with exporter_process(*args) as exporter:
         pid = exporter.proc.pid
@@ -91,8 +93,16 @@ def test_fault_soak(make_simulator, tmp_path):
         def all_up(phase: Phase, ups: dict[str, float]) -> bool:
             return len(ups) == len(accounts) and all(v == 1 for v in ups.values())
 
-        # 1. Warm-up without faults: every account up.
-        run("warm-up", all_up)
+        def settled(phase: Phase, ups: dict[str, float]) -> bool:
+            """Every account up and every queue's settings read: the discovery data has filled in."""
+            if not all_up(phase, ups):
+                return False
+            lines = exporter.get("/metrics").text.splitlines()
+            timeouts = sum(line.startswith("qubicle_queue_timeout_seconds{") for line in lines)
+            return timeouts == sum(line.startswith("qubicle_queue_info{") for line in lines) > 0
+
+        # 1. Warm-up without faults: every account up, every queue's settings known.
+        run("warm-up", settled)
         rss_warm = rss_kib(pid)
 
         # 2. Faults on the faulty accounts; the healthy ones must not notice. Done once the faults
