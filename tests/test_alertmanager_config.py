@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers_alertmanager import alertmanager as running_alertmanager
 
 pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools

@@ -9,6 +9,8 @@ import zlib
 from collections.abc import Iterator
 
 import pytest
+from conftest import debian_tool
+from helpers_exposition import registry_renderer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter
@@ -17,10 +19,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from conftest import debian_tool
 from exporter.exposition import Exposition, accepts_gzip, accepts_openmetrics
 from exporter.snapshot import EMPTY
-from helpers_exposition import registry_renderer
 
 ODD = ['say "hi"', "back\\slash", "new\nline", "Ünïcødé 客服 ☎", "trailing\\", "{braces}=,"]
 # What Prometheus 2.42 sends on every scrape.

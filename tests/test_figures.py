@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from exporter import figures
 from exporter.check import COLUMNS
 
@@ -80,7 +80,7 @@ def test_a_figure_added_to_the_table_is_parsed_served_and_shown_by_check(extende
 
 
 def test_the_table_drives_the_check_columns_and_every_name_is_unique():
-    assert COLUMNS == ("account", "queue", *(f.column for f in figures.FIGURES if f.column), "node")
+    assert ("account", "queue", *(f.column for f in figures.FIGURES if f.column), "node") == COLUMNS
     names = [f.metric for f in figures.FIGURES] + [f.counter for f in figures.COUNTED]
     assert len(names) == len(set(names))
     assert all(f.metric.endswith("_seconds") for f in figures.FIGURES if f.unit == "wait")

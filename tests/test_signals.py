@@ -19,7 +19,6 @@ import httpx
 import pytest
 import trustme
 import yaml
-
 from conftest import ExporterProcess, exporter_process
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-
 from conftest import ROOT, free_port
+
 from exporter.simulator import Faults
 
 MORNING = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("UTC"))

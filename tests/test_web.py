@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from helpers_exposition import registry_exposition
 from prometheus_client import CollectorRegistry, Gauge
 
-from helpers_exposition import registry_exposition
 from exporter.web import WebHandlers, WebServer, parse_listen
 
 

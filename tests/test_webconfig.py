@@ -19,12 +19,11 @@ import httpx
 import pytest
 import trustme
 import yaml
+from helpers_exposition import registry_exposition
+from helpers_prometheus import prometheus
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from helpers_exposition import registry_exposition
-from exporter.web import WebHandlers, WebServer
-from exporter.web import BasicAuth, WebConfigError, load_web_config, parse_web_config
-from helpers_prometheus import prometheus
+from exporter.web import BasicAuth, WebConfigError, WebHandlers, WebServer, load_web_config, parse_web_config
 
 PASSWORD = "scrape-secret"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -341,7 +340,7 @@ def server_in_thread(config: str) -> Iterator[int]:
         asyncio.set_event_loop(loop)
         try:
             started["server"] = loop.run_until_complete(WebServer.start(handlers(), "127.0.0.1:0", config))
-        except BaseException as exc:  # reported to the test below
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below, whatever it is
             started["error"] = exc
         ready.set()
         if "server" in started:

@@ -178,9 +178,9 @@ json_values = st.recursive(
 )
 status_like = st.fixed_dictionaries({}, optional={
     "active_recipient_count": json_values, "available_recipient_count": json_values, "node": json_values,
-    "stats": st.fixed_dictionaries({}, optional={k: json_values for k in (
-        "estimated_wait", "average_wait", "longest_wait", "recipient_count", "active_session_count",
-        "total_sessions", "missed_sessions", "abandoned_sessions")}) | json_values,
+    "stats": st.fixed_dictionaries({}, optional=dict.fromkeys(
+        ("estimated_wait", "average_wait", "longest_wait", "recipient_count", "active_session_count", "total_sessions",
+         "missed_sessions", "abandoned_sessions"), json_values)) | json_values,
 })
 
 
