@@ -251,7 +251,7 @@ def test_hostile_node_values_pass_promtool(crossbar, tmp_path):
 
 def test_queues_missing_from_the_answer_are_counted_and_the_others_still_served(crossbar):
     # Kazoo lists q1, q2, q3 but the status answer has q2 only.
-    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1"])["q2"]})
+    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1", "kz1"])["q2"]})
     text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
     samples = {(s.name, s.labels.get("queue_id")): s.value for f in text_string_to_metric_families(text)
                for s in f.samples}
