@@ -148,8 +148,9 @@ def test_inhibition(alertmanager: str):
     api(f"{alertmanager}/api/v2/alerts", sentinel)
     deadline = time.monotonic() + 30
     while True:
-        got = {frozenset(a["labels"].items()): bool(a["status"]["inhibitedBy"])
-               for a in api(f"{alertmanager}/api/v2/alerts")}
+        alerts = api(f"{alertmanager}/api/v2/alerts")
+        assert isinstance(alerts, list), alerts
+        got = {frozenset(a["labels"].items()): bool(a["status"]["inhibitedBy"]) for a in alerts}
         if got.get(frozenset(sentinel[1]["labels"].items())):
             break
         assert time.monotonic() < deadline, "the inhibitor never processed the alerts"

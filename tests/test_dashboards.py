@@ -287,7 +287,8 @@ def test_every_range_is_the_rate_interval():
                 assert matrices, expr
             for m in matrices:
                 # The counters' raw samples only: a rate of a daily gauge breaks at Kazoo's midnight.
-                assert m.vector_selector.name.endswith(("_total", "_bucket", "_count", "_sum")), expr
+                name = m.vector_selector.name
+                assert name is not None and name.endswith(("_total", "_bucket", "_count", "_sum")), expr
 
 
 def test_daily_gauges_are_never_fed_to_rate_or_increase():

@@ -346,7 +346,8 @@ async def test_a_status_with_a_bad_field_is_read_and_counted_at_every_poll():
     poller = Poller(settings, SameAnswer(), metrics)  # type: ignore[arg-type]
 
     def counted() -> float:
-        return sum(child._value.get() for child in metrics.invalid_fields._metrics.values())
+        return sum(s.value for family in metrics.invalid_fields.collect() for s in family.samples
+                   if s.name == "qubicle_invalid_fields_total")
 
     await poller.poll()
     good_before = {q.queue_id: q for q in poller.snapshot.accounts["acct"].queues}["q-good"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from conftest import exporter_process
@@ -24,8 +25,8 @@ FIELDS = {
 }
 
 
-def dig(status: dict, path: tuple[str, ...]) -> float:
-    value = status
+def dig(status: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = status
     for key in path:
         value = value[key]
     return float(value)

@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 from aiohttp import web
@@ -26,6 +26,7 @@ from exporter import selfmetrics
 from exporter.config import Secrets, Settings, client_settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
+from exporter.snapshot import Snapshot
 
 ACCOUNT = "b" * 32
 QUEUES = ["q1", "q2", "q3"]
@@ -59,7 +60,7 @@ status_object = st.fixed_dictionaries(
 answer = st.dictionaries(st.sampled_from(QUEUES + ["unknown"]), status_object | junk, max_size=4) | junk
 
 
-def valid(value: Any) -> bool:
+def valid(value: Any) -> TypeGuard[int | float]:
     """An independent statement of what a usable figure is."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
@@ -222,8 +223,11 @@ def test_hostile_node_values_are_escaped_in_the_served_exposition(crossbar):
 
     for chunk in (HOSTILE_NODES[:3], HOSTILE_NODES[3:]):
         _, poller, metrics = poll_once(crossbar, hostile_node_answer(chunk))
-        exposition = served_exposition(lambda poller=poller: poller.snapshot, max_data_age=60,
-                                       live_registry=metrics.registry)
+
+        def snapshot(poller: Poller = poller) -> Snapshot:
+            return poller.snapshot
+
+        exposition = served_exposition(snapshot, max_data_age=60, live_registry=metrics.registry)
         expected = dict(zip(QUEUES, chunk, strict=True))
         assert served_nodes(served_text(exposition), text_string_to_metric_families) == expected
         assert served_nodes(served_text(exposition, openmetrics=True), parse_openmetrics) == expected
@@ -233,8 +237,11 @@ def test_hostile_node_values_are_escaped_in_the_served_exposition(crossbar):
 def test_hostile_node_values_pass_promtool(crossbar, tmp_path):
     for i, chunk in enumerate((HOSTILE_NODES[:3], HOSTILE_NODES[3:])):
         _, poller, metrics = poll_once(crossbar, hostile_node_answer(chunk))
-        text = served_text(served_exposition(lambda poller=poller: poller.snapshot, max_data_age=60,
-                                             live_registry=metrics.registry))
+
+        def snapshot(poller: Poller = poller) -> Snapshot:
+            return poller.snapshot
+
+        text = served_text(served_exposition(snapshot, max_data_age=60, live_registry=metrics.registry))
         path = tmp_path / f"metrics-{i}.prom"
         path.write_text(text)
         result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True,
@@ -244,7 +251,7 @@ def test_hostile_node_values_pass_promtool(crossbar, tmp_path):
 
 def test_queues_missing_from_the_answer_are_counted_and_the_others_still_served(crossbar):
     # Kazoo lists q1, q2, q3 but the status answer has q2 only.
-    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1"])["q2"]})
+    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1", "kz1"])["q2"]})
     text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
     samples = {(s.name, s.labels.get("queue_id")): s.value for f in text_string_to_metric_families(text)
                for s in f.samples}

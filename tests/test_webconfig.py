@@ -181,7 +181,7 @@ BAD = [
 @pytest.mark.parametrize(("content", "message"), BAD, ids=[m[:40] for _, m in BAD])
 def test_bad_web_configs_are_one_line_naming_the_key(pki, content, message):
     with pytest.raises(WebConfigError, match=message) as info:
-        load_web_config(write(pki / "web.yml", content))  # type: ignore[arg-type]
+        load_web_config(write(pki / "web.yml", content))
     assert "\n" not in str(info.value)
 
 
@@ -199,7 +199,9 @@ def test_secrets_never_appear_in_errors_or_reprs(pki):
         parse_web_config({"basic_auth_users": {"bob": "my-plain-password"}}, pki)
     assert "my-plain-password" not in str(info.value)
     key_pem = (pki / "server.pem").read_text()
-    key_only = re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----\n", key_pem, re.DOTALL)[0]
+    key_match = re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----\n", key_pem, re.DOTALL)
+    assert key_match is not None
+    key_only = key_match[0]
     config = parse_web_config({"tls_server_config": {"cert": "not a certificate", "key": key_only},
                                "basic_auth_users": {"bob": HASH}}, pki)
     assert HASH not in repr(config) and key_only not in repr(config) and "bob" in repr(config)

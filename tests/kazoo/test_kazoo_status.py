@@ -156,6 +156,7 @@ def test_node_is_normalised_to_a_string():
 
 
 def test_a_status_that_is_not_an_object_reports_every_required_field():
+    raw: object
     for raw in (None, "garbage", [], 3):
         status, problems = parse_queue_status(raw)
         assert status == QueueStatus()
