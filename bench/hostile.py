@@ -56,7 +56,7 @@ def _body(case: str) -> tuple[bytes, dict[str, str]]:
     return gzip.compress(b'{"data": "' + b" " * (1024 ** 3) + b'"}', compresslevel=9), {"Content-Encoding": "gzip"}
 
 
-def _serve(case: str, ports: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _serve(case: str, ports: multiprocessing.Queue) -> None:
     """The hostile server, in its own process: its work must not count as the client's."""
     body, headers = _body(case)
 
@@ -111,7 +111,7 @@ async def _measure(case: str, port: int, size: int) -> Result:
     return Result(case, size / 1e6, outcome, seconds, max(stalls, default=0) * 1000, (peak - base) / 1024)
 
 
-def _client(case: str, port: int, size: int, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _client(case: str, port: int, size: int, results: multiprocessing.Queue) -> None:
     results.put(asyncio.run(_measure(case, port, size)))
 
 

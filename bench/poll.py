@@ -16,8 +16,7 @@ from bench.common import median, table
 from bench.procs import cpu_seconds, simulator
 from exporter import selfmetrics
 from exporter.app import tune_gc
-from exporter.config import client_settings
-from exporter.config import Secrets, Settings
+from exporter.config import Secrets, Settings, client_settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 

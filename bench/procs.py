@@ -8,11 +8,11 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 

@@ -43,7 +43,8 @@ def our_server(snapshot: Snapshot) -> Iterator[str]:
                                ready=lambda: True)
         server = await WebServer.start(handlers, "127.0.0.1:0")
         holder["server"] = server
-        holder["url"] = "http://%s:%d/metrics" % server.bound[0]
+        host, port = server.bound[0]
+        holder["url"] = f"http://{host}:{port}/metrics"
         started.set()
 
     thread = threading.Thread(target=loop.run_forever, daemon=True)

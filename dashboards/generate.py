@@ -33,6 +33,8 @@ from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     Threshold,
     ThresholdsMode,
+    ValueMap,
+    ValueMappingResult,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -407,8 +409,8 @@ def exporter_dashboard() -> dict[str, Any]:
                      "QubicleKazooUnreachable fires after 2 minutes at 0.")
         .with_target(query(f"qubicle_up{{{ACCOUNT}}}", "{{account_id}} {{instance}}", instant=True))
         .unit("none").thresholds(thresholds((None, RED), (1, GREEN)))
-        .mappings([{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
-                                                  "1": {"text": "UP", "color": "green", "index": 1}}}])
+        .mappings([ValueMap(options={"0": ValueMappingResult(text="DOWN", color="red", index=0),
+                                     "1": ValueMappingResult(text="UP", color="green", index=1)})])
         .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.NONE)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .height(5).span(12)

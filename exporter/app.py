@@ -6,6 +6,7 @@ import asyncio
 import gc
 import signal
 from collections.abc import Iterator
+from datetime import UTC
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -107,9 +108,9 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
 
 
 def _now():  # type: ignore[no-untyped-def]
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def tune_gc() -> None:

@@ -79,7 +79,7 @@ async def _check(settings: Settings, out: TextIO) -> int:
     table = [COLUMNS, *rows]
     widths = [max(len(str(r[i]).replace("\n", " ")) for r in table) for i in range(len(COLUMNS))]
     for row in table:
-        print("  ".join(str(c).replace("\n", " ").ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+        print("  ".join(str(c).replace("\n", " ").ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
     for problem in problems:
         print(problem, file=out)
     print(f"{len(rows)} queue{'' if len(rows) == 1 else 's'} in {len(settings.account_ids)} configured "

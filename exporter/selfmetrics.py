@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 
 from prometheus_client import (
     GC_COLLECTOR,
-    disable_created_metrics,
     PLATFORM_COLLECTOR,
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
 )
 
 from exporter import __version__

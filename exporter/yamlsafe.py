@@ -23,7 +23,7 @@ class AliasError(yaml.YAMLError):
 class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:  # PyYAML's own signature is untyped
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+            event = self.peek_event()
             raise AliasError(str(event.anchor), event.start_mark.line + 1)
         return super().compose_node(parent, index)
 

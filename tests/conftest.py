@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import pytest
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

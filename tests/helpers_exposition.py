@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -14,7 +14,7 @@ from exporter.snapshot import EMPTY, Snapshot
 _EOF = b"# EOF\n"
 
 
-def registry_renderer(registry: CollectorRegistry):  # type: ignore[no-untyped-def]
+def registry_renderer(registry: CollectorRegistry) -> Callable[[Snapshot, float, bool], Iterable[bytes]]:
     def render(snapshot: Snapshot, now: float, openmetrics: bool) -> Iterable[bytes]:
         if openmetrics:
             return (generate_openmetrics(registry).removesuffix(_EOF),)

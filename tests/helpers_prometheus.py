@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import yaml
-
 from conftest import free_port, http_ok, managed_process
 
 PROMETHEUS_QUERY_TIMEOUT = 10.0

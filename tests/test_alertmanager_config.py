@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers_alertmanager import alertmanager as running_alertmanager
 
 pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
@@ -150,8 +149,9 @@ def test_inhibition(alertmanager: str):
     api(f"{alertmanager}/api/v2/alerts", sentinel)
     deadline = time.monotonic() + 30
     while True:
-        got = {frozenset(a["labels"].items()): bool(a["status"]["inhibitedBy"])
-               for a in api(f"{alertmanager}/api/v2/alerts")}
+        alerts = api(f"{alertmanager}/api/v2/alerts")
+        assert isinstance(alerts, list), alerts
+        got = {frozenset(a["labels"].items()): bool(a["status"]["inhibitedBy"]) for a in alerts}
         if got.get(frozenset(sentinel[1]["labels"].items())):
             break
         assert time.monotonic() < deadline, "the inhibitor never processed the alerts"

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, exporter_process
 from helpers_alertmanager import alertmanager, webhook_receiver
 from helpers_prometheus import prometheus
@@ -38,7 +37,7 @@ def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
     # A frozen clock at 10:00 on a weekday: agents are on shift, no caller arrives by itself, so the
     # only traffic is the burst below and the healthy queues stay healthy.
     sim = make_simulator(accounts=1, queues_per_account=3, seed=11, speed=0,
-                         start=datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc))
+                         start=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
     account = sim.account_ids[0]
     queues = [q for q, _ in sim.queues(account)]
     target, healthy = queues[0], queues[1:]

@@ -101,7 +101,6 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
 def test_figures_exactly_max_data_age_old_are_still_served():
     """--max-data-age N: figures N seconds old are shown, older ones are not (what /metrics serves)."""
     from prometheus_client.parser import text_string_to_metric_families as parse
-
     from served import served_exposition, served_text
 
     current = snapshot(queue("q1", "Sales", active_sessions=2), up=False, data_time=1000.0)

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import pytest
-
 from conftest import ROOT, exporter_process
 from helpers_prometheus import Prometheus, prometheus
 

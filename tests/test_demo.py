@@ -127,13 +127,21 @@ def test_start_at_local_takes_today_in_the_simulators_time_zone(monkeypatch):
     assert Simulator(SimulatorConfig(accounts=0, speed=0)).now() == datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
 
 
+def queue_timeout(sim: Simulator, account_id: str, queue_id: str) -> float:
+    queue = sim._state.queue(account_id, queue_id)
+    assert queue is not None, queue_id
+    timeout = queue.settings["timeout"]
+    assert isinstance(timeout, (int, float)), timeout
+    return timeout
+
+
 def test_demo_queues_miss_callers_as_well_as_lose_them(monkeypatch):
     from exporter.demo import demo_config
 
     fake_wall_clock(monkeypatch, WALL_CLOCKS[0])
     sim = Simulator(replace(demo_config(DemoSettings(enabled=True)), speed=0))
     queues = [(a, q) for a in sim.account_ids for q, _ in sim.queues(a)]
-    timeouts = {q: sim._state.queue(a, q).settings["timeout"] for a, q in queues}
+    timeouts = {q: queue_timeout(sim, a, q) for a, q in queues}
     short = {q for q, t in timeouts.items() if t < 600}
     assert short and len(short) < len(queues), "some queues, not all, time out early"
     assert all(120 <= timeouts[q] <= 300 for q in short)

@@ -6,9 +6,11 @@ import gzip
 import subprocess
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from conftest import debian_tool
+from helpers_exposition import registry_renderer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter
@@ -16,11 +18,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
+from prometheus_client.samples import Sample
 
-from conftest import debian_tool
 from exporter.exposition import Exposition, accepts_gzip, accepts_openmetrics
 from exporter.snapshot import EMPTY
-from helpers_exposition import registry_renderer
 
 ODD = ['say "hi"', "back\\slash", "new\nline", "Ünïcødé 客服 ☎", "trailing\\", "{braces}=,"]
 # What Prometheus 2.42 sends on every scrape.
@@ -73,15 +74,15 @@ def expo(collector: CountingCollector, live: tuple[CollectorRegistry, Counter]) 
     return Exposition(live[0], registry_renderer(snapshot))
 
 
-def text_families(body: bytes) -> dict[str, list]:  # type: ignore[type-arg]
+def text_families(body: bytes) -> dict[str, list[Sample]]:
     return {f.name: f.samples for f in parse_text(body.decode())}
 
 
-def om_families(body: bytes) -> dict[str, list]:  # type: ignore[type-arg]
+def om_families(body: bytes) -> dict[str, list[Sample]]:
     return {f.name: f.samples for f in parse_openmetrics(body.decode())}
 
 
-def queue_names(samples: list) -> list[str]:  # type: ignore[type-arg]
+def queue_names(samples: list[Sample]) -> list[str]:
     return [s.labels["queue_name"] for s in samples]
 
 
@@ -275,7 +276,7 @@ def _prerendering(collector: CountingCollector, live: tuple[CollectorRegistry, C
     return Exposition(live[0], registry_renderer(snapshot), prerender=True)
 
 
-def _wait_for(condition, what: str) -> None:  # type: ignore[no-untyped-def]
+def _wait_for(condition: Callable[[], object], what: str) -> None:
     deadline = threading.Event()
     for _ in range(1000):
         if condition():

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from exporter import figures
 from exporter.check import AGENTS_COLUMN, COLUMNS
 
@@ -80,8 +80,8 @@ def test_a_figure_added_to_the_table_is_parsed_served_and_shown_by_check(extende
 
 
 def test_the_table_drives_the_check_columns_and_every_name_is_unique():
-    assert COLUMNS == ("account", "name", "queue", *(f.column for f in figures.FIGURES if f.column),
-                       *(s.column for s in figures.SETTINGS if s.column), AGENTS_COLUMN, "node")
+    assert ("account", "name", "queue", *(f.column for f in figures.FIGURES if f.column),
+            *(s.column for s in figures.SETTINGS if s.column), AGENTS_COLUMN, "node") == COLUMNS
     names = [f.metric for f in figures.FIGURES] + [f.counter for f in figures.COUNTED]
     names += [s.metric for s in figures.SETTINGS] + [metric for _, metric, _ in figures.AGENT_COUNTERS]
     names += [figures.ACCOUNT_INFO, figures.ACCOUNT_AGENTS, figures.QUEUE_AGENTS, figures.AGENT_STATE,

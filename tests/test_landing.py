@@ -11,8 +11,8 @@ from types import MappingProxyType
 
 import httpx
 import pytest
-
 from conftest import exporter_process
+
 from exporter.config import Settings
 from exporter.snapshot import AccountSnapshot, Snapshot
 from exporter.web import WebHandlers, WebServer, landing_page

@@ -14,9 +14,9 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from conftest import exporter_process
 from playwright.sync_api import Browser, expect, sync_playwright
 
-from conftest import exporter_process
 from exporter.config import Settings
 from exporter.snapshot import AccountSnapshot, Snapshot
 from exporter.web import landing_page

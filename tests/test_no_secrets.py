@@ -9,8 +9,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, exporter_process
+
 from exporter.simulator import Faults
 
 pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
@@ -89,7 +89,7 @@ def test_rejected_secrets_are_not_echoed(make_simulator, tmp_path):
         assert check.returncode == 1
         seen += check.stdout + check.stderr
         with exporter_process(*args, "--interval", "0.5", "--log-level", "debug", ready=False) as exporter:
-            down = 'qubicle_up{account_id="%s"} 0.0' % sim.account_ids[0]
+            down = f'qubicle_up{{account_id="{sim.account_ids[0]}"}} 0.0'
             until = time.monotonic() + 30
             while down not in (text := exporter.get("/metrics").text):  # a rejected poll has happened
                 assert time.monotonic() < until, f"no failed poll reported within 30s: {text[-500:]}"

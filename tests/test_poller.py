@@ -5,28 +5,26 @@ from __future__ import annotations
 import logging
 import subprocess
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import structlog
+from conftest import debian_tool
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import debian_tool
 from served import served_exposition, served_text
+
 from exporter import selfmetrics
-from exporter.config import client_settings
 from exporter.collector import SnapshotCollector
-from exporter.config import Secrets, Settings
+from exporter.config import Secrets, Settings, client_settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.simulator import Faults
 
-
 DOTTED_FIELDS = {"active_recipient_count", "available_recipient_count", "stats.recipient_count",
                  "stats.active_session_count", "stats.estimated_wait", "stats.average_wait", "stats.longest_wait",
                  "stats.total_sessions", "stats.missed_sessions", "stats.abandoned_sessions"}
-MORNING = datetime(2026, 11, 24, 8, 0, tzinfo=timezone.utc)
+MORNING = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -351,7 +349,8 @@ async def test_a_status_with_a_bad_field_is_read_and_counted_at_every_poll():
     poller = Poller(settings, SameAnswer(), metrics)  # type: ignore[arg-type]
 
     def counted() -> float:
-        return sum(child._value.get() for child in metrics.invalid_fields._metrics.values())
+        return sum(s.value for family in metrics.invalid_fields.collect() for s in family.samples
+                   if s.name == "qubicle_invalid_fields_total")
 
     await poller.poll()
     good_before = {q.queue_id: q for q in poller.snapshot.accounts["acct"].queues}["q-good"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-
 from conftest import exporter_process
 from helpers_prometheus import prometheus
 
@@ -25,8 +25,8 @@ FIELDS = {
 }
 
 
-def dig(status: dict, path: tuple[str, ...]) -> float:
-    value = status
+def dig(status: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = status
     for key in path:
         value = value[key]
     return float(value)
@@ -36,7 +36,7 @@ def test_promql_returns_kazoos_figures(make_simulator, tmp_path):
     # Prometheus asks for gzip: this also proves its Go reader takes our one-member gzip body.
     # A frozen clock two busy hours into a weekday, so every figure is there and does not move.
     sim = make_simulator(accounts=2, queues_per_account=3, seed=5, speed=0,
-                         start=datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc))
+                         start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
     sim.advance(2 * 3600)
     key = tmp_path / "key"
     key.write_text(sim.api_key)

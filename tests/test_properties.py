@@ -11,22 +11,22 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeGuard
 
 import pytest
 from aiohttp import web
+from conftest import debian_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import Metric
 from prometheus_client.parser import text_string_to_metric_families
-
-from conftest import debian_tool
 from served import served_exposition, served_text
+
 from exporter import selfmetrics
-from exporter.config import client_settings
-from exporter.config import Secrets, Settings
+from exporter.config import Secrets, Settings, client_settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
+from exporter.snapshot import Snapshot
 
 ACCOUNT = "b" * 32
 QUEUES = ["q1", "q2", "q3"]
@@ -52,15 +52,15 @@ status_object = st.fixed_dictionaries(
     optional={
         "active_recipient_count": figure, "available_recipient_count": figure,
         "node": st.text(max_size=10) | st.integers() | st.none(),
-        "stats": st.fixed_dictionaries({}, optional={k: figure for k in (
-            "estimated_wait", "average_wait", "recipient_count", "active_session_count", "total_sessions",
-            "missed_sessions", "abandoned_sessions", "longest_wait")}) | junk,
+        "stats": st.fixed_dictionaries({}, optional=dict.fromkeys(
+            ("estimated_wait", "average_wait", "recipient_count", "active_session_count", "total_sessions",
+             "missed_sessions", "abandoned_sessions", "longest_wait"), figure)) | junk,
     },
 )
 answer = st.dictionaries(st.sampled_from(QUEUES + ["unknown"]), status_object | junk, max_size=4) | junk
 
 
-def valid(value: Any) -> bool:
+def valid(value: Any) -> TypeGuard[int | float]:
     """An independent statement of what a usable figure is."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
@@ -110,7 +110,7 @@ class FakeCrossbar:
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
             await site.start()
-            self.url = "http://127.0.0.1:%d" % runner.addresses[0][1]
+            self.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
 
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         asyncio.run_coroutine_threadsafe(go(), self.loop).result(10)
@@ -209,7 +209,7 @@ def hostile_node_answer(nodes: list[str]) -> dict[str, Any]:
     figures = {"estimated_wait": 30, "average_wait": 20, "recipient_count": 5, "active_session_count": 1,
                "total_sessions": 40, "missed_sessions": 2, "abandoned_sessions": 3}
     return {q: {"active_recipient_count": 3, "available_recipient_count": 1, "node": node, "stats": figures}
-            for q, node in zip(QUEUES, nodes)}
+            for q, node in zip(QUEUES, nodes, strict=True)}
 
 
 def served_nodes(text: str, parse: Any) -> dict[str, str]:
@@ -223,8 +223,12 @@ def test_hostile_node_values_are_escaped_in_the_served_exposition(crossbar):
 
     for chunk in (HOSTILE_NODES[:3], HOSTILE_NODES[3:]):
         _, poller, metrics = poll_once(crossbar, hostile_node_answer(chunk))
-        exposition = served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry)
-        expected = dict(zip(QUEUES, chunk))
+
+        def snapshot(poller: Poller = poller) -> Snapshot:
+            return poller.snapshot
+
+        exposition = served_exposition(snapshot, max_data_age=60, live_registry=metrics.registry)
+        expected = dict(zip(QUEUES, chunk, strict=True))
         assert served_nodes(served_text(exposition), text_string_to_metric_families) == expected
         assert served_nodes(served_text(exposition, openmetrics=True), parse_openmetrics) == expected
 
@@ -233,7 +237,11 @@ def test_hostile_node_values_are_escaped_in_the_served_exposition(crossbar):
 def test_hostile_node_values_pass_promtool(crossbar, tmp_path):
     for i, chunk in enumerate((HOSTILE_NODES[:3], HOSTILE_NODES[3:])):
         _, poller, metrics = poll_once(crossbar, hostile_node_answer(chunk))
-        text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
+
+        def snapshot(poller: Poller = poller) -> Snapshot:
+            return poller.snapshot
+
+        text = served_text(served_exposition(snapshot, max_data_age=60, live_registry=metrics.registry))
         path = tmp_path / f"metrics-{i}.prom"
         path.write_text(text)
         result = subprocess.run([debian_tool("promtool"), "check", "metrics"], stdin=path.open(), capture_output=True,
@@ -243,7 +251,7 @@ def test_hostile_node_values_pass_promtool(crossbar, tmp_path):
 
 def test_queues_missing_from_the_answer_are_counted_and_the_others_still_served(crossbar):
     # Kazoo lists q1, q2, q3 but the status answer has q2 only.
-    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1"])["q2"]})
+    _, poller, metrics = poll_once(crossbar, {"q2": hostile_node_answer(["kz1", "kz1", "kz1"])["q2"]})
     text = served_text(served_exposition(lambda: poller.snapshot, max_data_age=60, live_registry=metrics.registry))
     samples = {(s.name, s.labels.get("queue_id")): s.value for f in text_string_to_metric_families(text)
                for s in f.samples}

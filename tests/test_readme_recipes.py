@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import yaml
-
 from conftest import ROOT, exporter_process, free_port
 
 README = (ROOT / "README.md").read_text()

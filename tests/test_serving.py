@@ -10,7 +10,6 @@ import bcrypt
 import pytest
 import trustme
 import yaml
-
 from conftest import exporter_process
 from helpers_prometheus import prometheus
 

@@ -19,7 +19,6 @@ import httpx
 import pytest
 import trustme
 import yaml
-
 from conftest import ExporterProcess, exporter_process
 
 pytestmark = pytest.mark.e2e
@@ -50,7 +49,10 @@ def test_sighup_without_a_web_config_is_ignored_with_a_log_line():
     with exporter_process("--demo", "--interval", "5") as exporter:
         for n in range(1, 4):
             exporter.proc.send_signal(signal.SIGHUP)
-            wait_for(lambda n=n: events(exporter).count("sighup_ignored") == n, 20, f"{n} sighup_ignored lines")
+            def ignored(n: int = n) -> bool:
+                return events(exporter).count("sighup_ignored") == n
+
+            wait_for(ignored, 20, f"{n} sighup_ignored lines")
         assert exporter.proc.poll() is None
         assert exporter.get("/-/healthy").status_code == 200
 

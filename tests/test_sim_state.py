@@ -90,7 +90,9 @@ def test_local_midnight_is_worked_out_once_a_day_and_still_right_across_a_dst_ch
     for _ in range(int(48 * 3600 / 600)):  # 31 October 08:00 -> 2 November 08:00, read every 10 minutes
         state.advance(600)
         state.queue(account, queue.queue_id)
-        days[queue.day] = max(days.get(queue.day, 0), queue.daily.total)
+        day = queue.day
+        assert isinstance(day, date)
+        days[day] = max(days.get(day, 0), queue.daily.total)
     # Once at each midnight passed, not at each of thousands of events; the 25-hour day included.
     assert [datetime.fromtimestamp(t, zone) for t in worked_out] == [datetime(2026, 11, 2, tzinfo=zone),
                                                                      datetime(2026, 11, 3, tzinfo=zone)]

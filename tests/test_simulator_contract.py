@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-
 from conftest import ROOT, free_port
+
 from exporter.simulator import Faults
 
 MORNING = datetime(2026, 11, 24, 9, 0, tzinfo=ZoneInfo("UTC"))
@@ -269,6 +269,16 @@ def test_restart_burst_and_seed(make_simulator):
     assert restarted["stats"]["abandoned_sessions"] == 0 and restarted["stats"]["missed_sessions"] == 0
 
 
+def banner(proc: subprocess.Popen[str]) -> dict[str, str]:
+    """The simulator's first four lines of output, `key: value` each."""
+    assert proc.stdout is not None
+    lines = {}
+    for _ in range(4):
+        key, value = proc.stdout.readline().strip().split(": ", 1)
+        lines[key] = value
+    return lines
+
+
 @pytest.mark.e2e
 def test_standalone_cli(tmp_path):
     port = free_port()
@@ -276,7 +286,7 @@ def test_standalone_cli(tmp_path):
                              "--accounts", "2", "--queues", "3", "--seed", "1"], stdout=subprocess.PIPE, text=True,
                             cwd=ROOT)
     try:
-        lines = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(4))  # type: ignore[union-attr]
+        lines = banner(proc)
         assert lines["url"] == f"http://127.0.0.1:{port}" and len(lines["api_key"]) == 64
         assert len(lines["account_ids"].split(",")) == 2
         token = httpx.put(lines["url"] + "/v2/api_auth", json={"data": {"api_key": lines["api_key"]}}).json()
@@ -408,7 +418,7 @@ def test_help_describes_every_flag_and_the_user_login_it_documents_works(tmp_pat
                              "--accounts", "1", "--queues", "2", "--seed", "3", "--speed", "0"],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        lines = dict(proc.stdout.readline().strip().split(": ", 1) for _ in range(4))  # type: ignore[union-attr]
+        lines = banner(proc)
         password_file = tmp_path / "password"
         password_file.write_text(password)
         check = subprocess.run([sys.executable, "-m", "exporter", "check", "--kazoo-url", lines["url"],

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from conftest import exporter_process
 from structlog.testing import capture_logs
 
-from conftest import exporter_process
 from exporter.web import WebHandlers, WebServer
 from exporter.web.connections import HEADER_TIMEOUT, AcceptErrorLog
 

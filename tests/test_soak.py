@@ -11,12 +11,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from conftest import exporter_process
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import exporter_process
 from exporter.simulator import Faults
 
 pytestmark = pytest.mark.e2e  # starts processes or needs Debian's tools
@@ -25,15 +25,16 @@ FAULTY_ACCOUNTS, HEALTHY_ACCOUNTS, QUEUES = 95, 5, 10
 
 
 def rss_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     raise AssertionError("no VmRSS")
 
 
 def test_fault_soak(make_simulator, tmp_path):
     sim = make_simulator(accounts=FAULTY_ACCOUNTS + HEALTHY_ACCOUNTS, queues_per_account=QUEUES, seed=21,
-                         speed=60, rate_limit=False, start=datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc))
+                         speed=60, rate_limit=False, start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
     accounts = sim.account_ids
     faulty, healthy = accounts[:FAULTY_ACCOUNTS], accounts[FAULTY_ACCOUNTS:]
     faults = Faults(error_rate=0.10, non_json_rate=0.02, rate_limit_rate=0.01, retry_after=0.2,

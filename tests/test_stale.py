@@ -6,10 +6,10 @@ import time
 from types import MappingProxyType
 
 import pytest
+from conftest import exporter_process
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import exporter_process
 from exporter.exposition import Exposition
 from exporter.render import render
 from exporter.simulator import Faults

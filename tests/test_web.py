@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from helpers_exposition import registry_exposition
 from prometheus_client import CollectorRegistry, Gauge
 
-from helpers_exposition import registry_exposition
 from exporter.web import WebHandlers, WebServer, parse_listen
 
 
@@ -46,9 +46,9 @@ def make_handlers(state: State) -> WebHandlers:
                        lambda: state.healthy, lambda: state.ready)
 
 
-async def serve(listen: str = "127.0.0.1:0", **kwargs: str) -> Served:
+async def serve(listen: str = "127.0.0.1:0", *, metrics_path: str = "/metrics") -> Served:
     state = State()
-    server = await WebServer.start(make_handlers(state), listen, **kwargs)
+    server = await WebServer.start(make_handlers(state), listen, metrics_path=metrics_path)
     host, port = server.bound[0]
     return Served(f"http://{f'[{host}]' if ':' in host else host}:{port}", state, server)
 

@@ -19,12 +19,11 @@ import httpx
 import pytest
 import trustme
 import yaml
+from helpers_exposition import registry_exposition
+from helpers_prometheus import prometheus
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from helpers_exposition import registry_exposition
-from exporter.web import WebHandlers, WebServer
-from exporter.web import BasicAuth, WebConfigError, load_web_config, parse_web_config
-from helpers_prometheus import prometheus
+from exporter.web import BasicAuth, WebConfigError, WebHandlers, WebServer, load_web_config, parse_web_config
 
 PASSWORD = "scrape-secret"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -182,7 +181,7 @@ BAD = [
 @pytest.mark.parametrize(("content", "message"), BAD, ids=[m[:40] for _, m in BAD])
 def test_bad_web_configs_are_one_line_naming_the_key(pki, content, message):
     with pytest.raises(WebConfigError, match=message) as info:
-        load_web_config(write(pki / "web.yml", content))  # type: ignore[arg-type]
+        load_web_config(write(pki / "web.yml", content))
     assert "\n" not in str(info.value)
 
 
@@ -200,7 +199,9 @@ def test_secrets_never_appear_in_errors_or_reprs(pki):
         parse_web_config({"basic_auth_users": {"bob": "my-plain-password"}}, pki)
     assert "my-plain-password" not in str(info.value)
     key_pem = (pki / "server.pem").read_text()
-    key_only = re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----\n", key_pem, re.DOTALL)[0]
+    key_match = re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----\n", key_pem, re.DOTALL)
+    assert key_match is not None
+    key_only = key_match[0]
     config = parse_web_config({"tls_server_config": {"cert": "not a certificate", "key": key_only},
                                "basic_auth_users": {"bob": HASH}}, pki)
     assert HASH not in repr(config) and key_only not in repr(config) and "bob" in repr(config)
@@ -341,7 +342,7 @@ def server_in_thread(config: str) -> Iterator[int]:
         asyncio.set_event_loop(loop)
         try:
             started["server"] = loop.run_until_complete(WebServer.start(handlers(), "127.0.0.1:0", config))
-        except BaseException as exc:  # reported to the test below
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below, whatever it is
             started["error"] = exc
         ready.set()
         if "server" in started:

@@ -18,7 +18,7 @@ import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -82,7 +82,7 @@ class CrossbarApp:
         token = request.headers.get("X-Auth-Token", "")
         body = {"data": data, "status": "success", "request_id": uuid.uuid4().hex, "revision": "undefined",
                 "auth_token": request.get(ISSUED_TOKEN, token), "node": "c2ltdWxhdG9y",
-                "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "tokens": {"consumed": 1, "remaining": int(request.get(TOKENS_REMAINING, 100))},
                 "version": "5.2.0-sim", **extra}
         return web.json_response(body, status=status)
@@ -92,7 +92,7 @@ class CrossbarApp:
         body = {"data": data if data is not None else {}, "error": str(code), "message": message,
                 "status": "error", "request_id": uuid.uuid4().hex,
                 "auth_token": request.headers.get("X-Auth-Token", ""), "timestamp":
-                datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
         return web.json_response(body, status=code)
 
     # ---- middleware: faults, rate limits, authentication -----------------------------------------
@@ -357,7 +357,7 @@ class CrossbarApp:
     @staticmethod
     def info(queue: QueueModel) -> dict[str, Any]:
         settings = {k: queue.settings.get(k, v) for k, v in QUEUE_DEFAULTS.items()}
-        return {"id": queue.queue_id, "name": queue.name, **settings, "members": {u: "" for u in queue.agents}}
+        return {"id": queue.queue_id, "name": queue.name, **settings, "members": dict.fromkeys(queue.agents, "")}
 
     async def create_queue(self, request: web.Request) -> web.Response:
         account_id, _ = self.account_queues(request)

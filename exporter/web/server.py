@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,6 @@ import structlog
 from aiohttp import web
 
 from exporter.config import parse_listen
-
 from exporter.wallboard.api import Selection
 from exporter.wallboard.routes import add_routes as add_wallboard_routes
 from exporter.web.auth import BasicAuth, BcryptGate

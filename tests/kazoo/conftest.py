@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,7 +89,7 @@ class Harness:
 
 
 @pytest.fixture
-def captured_logs() -> Iterator[list[dict[str, Any]]]:
+def captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
     """Every structlog event of the test, whatever an earlier test configured (level included)."""
     old = structlog.get_config()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
@@ -99,7 +99,7 @@ def captured_logs() -> Iterator[list[dict[str, Any]]]:
 
 
 @pytest.fixture
-async def kazoo(crossbar: FakeCrossbar, captured_logs: list[dict[str, Any]], caplog: pytest.LogCaptureFixture,
+async def kazoo(crossbar: FakeCrossbar, captured_logs: list[MutableMapping[str, Any]], caplog: pytest.LogCaptureFixture,
                 capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Harness]:
     """The harness; afterwards, no secret may appear in any message, repr, log event or output."""
     caplog.set_level(logging.DEBUG)  # the HTTP library too

@@ -314,7 +314,7 @@ def test_renewal_delay_and_jwt_reading():
             raw(b'{"exp": "1234"}'), raw(b'{"exp": 1e400}'), raw(b"\xff\xfe")]
     for junk_token in junk:
         assert kazoo_auth.jwt_expiry(junk_token) is None
-        
+
 
 async def test_a_token_that_worked_and_then_expired_early_does_not_close_the_backoff():
     # Kazoo under load (or expiring tokens by use count) may refuse a token that already served

@@ -264,8 +264,7 @@ async def test_a_trickling_descendants_listing_no_longer_stops_the_poll(crossbar
     from dataclasses import replace
 
     from exporter import selfmetrics
-    from exporter.app import client_settings
-    from exporter.config import Secrets, Settings
+    from exporter.config import Secrets, Settings, client_settings
     from exporter.kazoo import KazooClient
     from exporter.poller import Poller
 
@@ -283,3 +282,28 @@ async def test_a_trickling_descendants_listing_no_longer_stops_the_poll(crossbar
     assert metrics.poll_errors.labels(account_id=ACCOUNT, reason="transport")._value.get() == 1
     # The unknown account is down with its reason, whatever discovery did.
     assert not snapshot.accounts[UNKNOWN].up and snapshot.accounts[UNKNOWN].error == "not_found"
+
+
+async def test_descendants_discovery_is_bounded_by_the_poll_timeout_too(crossbar):
+    """A listing that would stay within the request deadline, but not within --poll-timeout: the
+    poll goes on at --poll-timeout with the configured accounts, as it does for one account's poll."""
+    from dataclasses import replace
+
+    from exporter import selfmetrics
+    from exporter.config import Secrets, Settings, client_settings
+    from exporter.kazoo import KazooClient
+    from exporter.poller import Poller
+
+    from .fake_crossbar import API_KEY
+
+    settings = replace(Settings(), kazoo_url=crossbar.url, account_ids=(ACCOUNT,), discover_descendants=True,
+                       secrets=Secrets(api_key=API_KEY), retries=0, read_timeout=60.0, request_timeout=120.0,
+                       poll_timeout=1.0)
+    metrics = selfmetrics.create(process=False)
+    async with KazooClient(client_settings(settings), on_request=metrics.on_request) as client:
+        poller = Poller(settings, client, metrics)
+        crossbar.script["descendants"] = [_trickle]
+        snapshot = await asyncio.wait_for(poller.poll(), timeout=60)
+    assert snapshot.accounts[ACCOUNT].up and snapshot.accounts[ACCOUNT].queue_count == 8
+    assert metrics.registry.get_sample_value("qubicle_poll_errors_total",
+                                             {"account_id": ACCOUNT, "reason": "timeout"}) == 1

@@ -156,6 +156,7 @@ def test_node_is_normalised_to_a_string():
 
 
 def test_a_status_that_is_not_an_object_reports_every_required_field():
+    raw: object
     for raw in (None, "garbage", [], 3):
         status, problems = parse_queue_status(raw)
         assert status == QueueStatus()
@@ -178,9 +179,9 @@ json_values = st.recursive(
 )
 status_like = st.fixed_dictionaries({}, optional={
     "active_recipient_count": json_values, "available_recipient_count": json_values, "node": json_values,
-    "stats": st.fixed_dictionaries({}, optional={k: json_values for k in (
-        "estimated_wait", "average_wait", "longest_wait", "recipient_count", "active_session_count",
-        "total_sessions", "missed_sessions", "abandoned_sessions")}) | json_values,
+    "stats": st.fixed_dictionaries({}, optional=dict.fromkeys(
+        ("estimated_wait", "average_wait", "longest_wait", "recipient_count", "active_session_count", "total_sessions",
+         "missed_sessions", "abandoned_sessions"), json_values)) | json_values,
 })
 
 

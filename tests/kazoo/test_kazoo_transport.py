@@ -75,7 +75,7 @@ async def test_429_without_retry_after_backs_off_exponentially_with_jitter_then_
     assert str(error) == (f"GET /v2/accounts/{ACCOUNT}/qubicle_queues/status: HTTP 429 (rate limited) "
                           "after 4 attempts; wait 10 s before trying again")
     assert len(kazoo.delays) == 3
-    for delay, ceiling in zip(kazoo.delays, (0.5, 1.0, 1.5)):
+    for delay, ceiling in zip(kazoo.delays, (0.5, 1.0, 1.5), strict=True):
         assert 0 <= delay <= ceiling
 
 
