@@ -345,7 +345,8 @@ def test_latency_is_the_answer_time_counted_from_arrival(make_simulator):
 def test_recipients_listing_is_paginated_and_named(sim):
     headers = auth(sim)
     url = f"{sim.url}/v2/accounts/{sim.account_ids[0]}/qubicle_recipients"
-    rows, params = [], {}
+    rows: list[dict[str, str]] = []
+    params: dict[str, str] = {}
     for _ in range(50):
         body = httpx.get(url, headers=headers, params=params).json()
         assert_envelope(body)
