@@ -60,7 +60,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     poller = Poller(settings, client, metrics, on_snapshot=exposition.update)
 
     handlers = WebHandlers(
-        metrics=exposition.render,
+        metrics=exposition.stream,
         landing=lambda: landing_page(settings, poller),
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from exporter.config import parse_listen
+from exporter.exposition import Body
 from exporter.webconfig import BasicAuth, RateLimiter, WebConfig, load_web_config
 
 _RENDER_THREADS = 4  # concurrent first scrapes of one format wait on one render anyway
@@ -38,7 +39,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class WebHandlers:
-    metrics: Callable[[str | None, str | None], tuple[bytes, dict[str, str]]]  # Exposition.render
+    metrics: Callable[[str | None, str | None], tuple[bytes | Body, dict[str, str]]]  # Exposition.stream
     landing: Callable[[], str]  # HTML body of "/"
     healthy: Callable[[], bool]
     ready: Callable[[], bool]  # at least one successful poll
@@ -102,11 +103,23 @@ def create_app(handlers: WebHandlers, *, metrics_path: str = "/metrics", auth: B
 
         middlewares.append(basic_auth)
 
-    async def metrics(request: web.Request) -> web.Response:
-        body, response_headers = await asyncio.get_running_loop().run_in_executor(
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        body, response_headers = await loop.run_in_executor(
             render_pool, handlers.metrics, request.headers.get("Accept"), request.headers.get("Accept-Encoding")
         )
-        return web.Response(body=body, headers=response_headers)
+        if isinstance(body, bytes):
+            return web.Response(body=body, headers=response_headers)
+        # Sent piece by piece (plain text is inflated as it goes, in the pool): a scrape never
+        # holds the whole exposition, and the loop never inflates.
+        response = web.StreamResponse(headers=response_headers)
+        response.content_length = body.length
+        await response.prepare(request)
+        if request.method != "HEAD":
+            while (piece := await loop.run_in_executor(render_pool, next, body.pieces, None)) is not None:
+                await response.write(piece)
+        await response.write_eof()
+        return response
 
     async def landing(request: web.Request) -> web.Response:
         return web.Response(text=handlers.landing(), content_type="text/html", charset="utf-8")
