@@ -111,6 +111,7 @@ class Body:
 
     length: int
     pieces: Iterator[bytes | memoryview]
+    costly: bool = False  # making each piece takes CPU (inflating): done off the event loop
 
     def __bytes__(self) -> bytes:
         return b"".join(self.pieces)
@@ -176,7 +177,7 @@ class _Deflated:
         yield end
 
     def plain_with(self, tail: bytes) -> Body:
-        return Body(self.size + len(tail), itertools.chain(self.plain_pieces(), (tail,)))
+        return Body(self.size + len(tail), itertools.chain(self.plain_pieces(), (tail,)), costly=True)
 
 
 _EMPTY = _Deflated.of(())
