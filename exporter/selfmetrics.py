@@ -30,6 +30,7 @@ class SelfMetrics:
     poll_duration: Histogram
     missing_queues: Counter
     invalid_fields: Counter
+    hidden_queues: Gauge
     # account id -> (counter, label values) of its series, so that they go when the account does.
     _account_series: dict[str, set[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
 
@@ -90,4 +91,8 @@ def create(registry: CollectorRegistry | None = None, *, process: bool = True) -
         invalid_fields=Counter("qubicle_invalid_fields",
                                "Status fields that were missing, null or not numeric (that sample was dropped).",
                                ["account_id", "field"], registry=registry),
+        hidden_queues=Gauge("qubicle_poll_hidden_queues",
+                            "Queues of the last poll whose figures were already older than --max-data-age when "
+                            "it ended (a poll slower than --max-data-age): polled, but hidden as stale.",
+                            registry=registry),
     )
