@@ -68,17 +68,21 @@ def simulator(accounts: int, queues: int, latency: float = 0.0, seed: int = 1,
 
 
 @contextmanager
-def exporter(sim: SimulatorProcess, key_file: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def exporter(sim: SimulatorProcess, key_file: Path, *args: str,
+             log_file: Path | None = None) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """An exporter process polling `sim`; with `log_file`, its info-level JSON log goes there."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    log = open(log_file, "wb") if log_file else None  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--kazoo-url", sim.url, "--api-key-file", str(key_file),
          "--account-id", sim.master_account_id, "--discover-descendants", "--listen", f"127.0.0.1:{port}",
-         "--log-level", "warning", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+         "--log-level", "info" if log else "warning", "--log-format", "json", *args],
+        stdout=log or subprocess.DEVNULL, stderr=log or subprocess.DEVNULL, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             try:
                 if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
@@ -91,6 +95,8 @@ def exporter(sim: SimulatorProcess, key_file: Path, *args: str) -> Iterator[tupl
         yield url, proc
     finally:
         stop(proc)
+        if log:
+            log.close()
 
 
 def cpu_seconds(pid: int) -> float:

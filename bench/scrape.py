@@ -39,7 +39,7 @@ def our_server(snapshot: Snapshot) -> Iterator[str]:
     holder: dict[str, object] = {}
 
     async def start() -> None:
-        handlers = WebHandlers(metrics=exposition.render, landing=lambda: "", healthy=lambda: True,
+        handlers = WebHandlers(metrics=exposition.stream, landing=lambda: "", healthy=lambda: True,
                                ready=lambda: True)
         server = await WebServer.start(handlers, "127.0.0.1:0")
         holder["server"] = server

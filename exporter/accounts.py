@@ -35,18 +35,20 @@ class AccountResolver:
         Descendants are listed again every --discovery-interval, each parent's listing under
         --poll-timeout: a Kazoo that answers slowly or pages forever must not stop the polls. A
         failed listing keeps the last known descendants: a failed discovery never drops accounts.
+        It is tried again at the next poll, not after --discovery-interval: until it succeeds, the
+        exporter may be watching the parents alone.
         """
         settings = self._settings
         if settings.discover_descendants and self._clock() - self._listed_at >= settings.discovery_interval:
-            for parent in settings.account_ids:
-                await self._list(parent)
-            self._listed_at = self._clock()
+            listed = [await self._list(parent) for parent in settings.account_ids]
+            if all(listed):
+                self._listed_at = self._clock()
         ordered = dict.fromkeys(settings.account_ids)
         for parent in settings.account_ids:
             ordered.update(dict.fromkeys(self._descendants.get(parent, [])))
         return [a for a in ordered if settings.shard is None or in_shard(a, settings.shard)]
 
-    async def _list(self, parent: str) -> None:
+    async def _list(self, parent: str) -> bool:
         timeout = self._settings.poll_timeout
         try:
             async with asyncio.timeout(timeout):
@@ -58,3 +60,5 @@ class AccountResolver:
         else:
             self._descendants[parent] = [a.id for a in children]
             self.names.update((a.id, a.name) for a in children if a.name != a.id)
+            return True
+        return False

@@ -45,7 +45,7 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
     documents = DocumentCache(lambda: poller.snapshot, settings.max_data_age, thresholds, interval=settings.interval)
 
     handlers = WebHandlers(
-        metrics=exposition.render,
+        metrics=exposition.stream,
         landing=lambda: landing_page(settings, poller.snapshot),
         healthy=lambda: True,
         ready=lambda: poller.snapshot.ever_succeeded,

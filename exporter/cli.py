@@ -94,7 +94,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("account-name", str, "account name for user authentication"),
     Option("interval", float, "seconds between polls", metavar="SECONDS"),
     Option("discovery-interval", float, "seconds between queue/account discoveries", metavar="SECONDS"),
-    Option("max-concurrency", int, "accounts polled at once", metavar="N"),
+    Option("max-concurrency", int, "most accounts polled at once (fewer, down to 10, while a poll fits in half the interval)", metavar="N"),
     Option("max-data-age", float, "drop queue series older than this after failures",
            metavar="SECONDS"),
     Option("poll-timeout", float, "give up on one account's poll after this long",

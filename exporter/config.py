@@ -72,7 +72,7 @@ class Settings:
     discover_descendants: bool = False
     interval: float = 10.0
     discovery_interval: float = 120.0
-    max_concurrency: int = 10
+    max_concurrency: int = 64  # a ceiling: the poller uses what half the interval needs (poller.py)
     max_data_age: float = 30.0  # derived: see DERIVED
     poll_timeout: float = 7.5  # derived: see DERIVED
     status_batch_size: int = ClientSettings.status_batch_size

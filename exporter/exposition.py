@@ -3,10 +3,12 @@
 At 10,000 queues the snapshot part is ~160,000 samples (~20 MB); rendering it at every scrape
 would cost far more than the poll itself. So update(snapshot) (called after each poll) only swaps
 in an empty cache generation bound to that snapshot, the first scrape of each format renders it
-once (straight into deflate), and every other scrape is a memory copy (plain text, kept only once
-someone asks for it, is inflated from the deflated form once per generation). The live part
-(process metrics, API request counters) is small and rendered per scrape so that it stays current
-between polls.
+once (straight into deflate), and every other scrape is served from it. Only the deflated form
+is kept: a gzip scrape gets slices of it, a plain one gets it inflated piece by piece as it is
+sent (stream()), so memory stays bounded whatever the scrapers ask (a plain-text copy per
+generation and format would be ~23 MB at 10,000 queues and ~115 MB at 50,000, and one more per
+scrape in flight). The live part (process metrics, API request counters) is small and rendered
+per scrape so that it stays current between polls.
 
 Each generation is the render of one snapshot at one moment, and knows until when that render
 is true: the moment the first account's figures pass --max-data-age. A scrape after it starts a
@@ -19,6 +21,8 @@ render in progress cannot stall the poller. Each generation holds one compute-on
 format: the first scrape of a format renders while concurrent scrapes of that same format
 wait for its result, and scrapes of already-cached formats are not held up. A render that was
 under way when update() came finishes into the old generation, which its scrape then serves.
+While a generation's render is under way, other scrapes of that format are served the newest
+finished render instead, as long as it is still true (never past its own valid_until).
 
 gzip: the snapshot part is deflated once per generation and ended with a sync flush; each scrape
 appends the live part compressed on its own and writes the trailer (CRC-32 continued over both
@@ -29,16 +33,17 @@ the end of the first member and would silently drop the live part.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from isal import isal_zlib
 from prometheus_client import CollectorRegistry
@@ -62,22 +67,59 @@ T = TypeVar("T")
 class _Once(Generic[T]):
     """A value computed by the first caller; concurrent callers wait for it instead of computing it too.
 
-    A failed computation is not cached: the next caller tries again.
+    A failed computation is not cached: the next caller tries again. `pending()` says a computation
+    is under way or promised (claim()), so that a caller may serve an older value instead of waiting.
     """
 
     def __init__(self, compute: Callable[[], T]) -> None:
         self._compute = compute
         self._lock = threading.Lock()
         self._value: T | None = None
+        self._pending = False
+
+    def claim(self) -> None:
+        """Someone (the pre-render thread) will compute it soon."""
+        self._pending = True
+
+    def pending(self) -> bool:
+        return self._pending and self._value is None
+
+    def peek(self) -> T | None:
+        return self._value
 
     def get(self) -> T:
         value = self._value
         if value is None:
             with self._lock:
                 if self._value is None:
-                    self._value = self._compute()
+                    self._pending = True
+                    try:
+                        self._value = self._compute()
+                    finally:
+                        self._pending = self._value is not None
                 value = self._value
         return value
+
+
+@dataclass(frozen=True)
+class Body:
+    """A response body in pieces, with its length known up front (a Content-Length, no chunking).
+
+    The pieces are made as they are read: a scrape holds one piece at a time (_PIECE), never the
+    whole exposition (~23 MB of text at 10,000 queues, ~115 MB at 50,000), whatever the format.
+    """
+
+    length: int
+    pieces: Iterator[bytes | memoryview]
+    costly: bool = False  # making each piece takes CPU (inflating): done off the event loop
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.pieces)
+
+
+# Bytes per piece of a streamed body: large enough that handing pieces to the socket costs
+# nothing measurable, small enough that a few concurrent scrapes hold a few megabytes at most.
+_PIECE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,40 +144,72 @@ class _Deflated:
     def plain(self) -> bytes:
         return isal_zlib.decompressobj(-zlib.MAX_WBITS).decompress(self.data)
 
-    def gzip_with(self, tail: bytes) -> bytes:
+    def plain_pieces(self) -> Iterator[bytes]:
+        """The text, inflated piece by piece as it is read (~15 ms per 23 MB): never kept whole."""
+        inflater = isal_zlib.decompressobj(-zlib.MAX_WBITS)
+        data = memoryview(self.data)
+        # Fed in small slices: the unconsumed tail that decompress() copies out stays small too.
+        for start in range(0, len(data), _PIECE // 8):
+            pending: bytes | memoryview = data[start:start + _PIECE // 8]
+            while pending:
+                piece = inflater.decompress(pending, _PIECE)
+                pending = inflater.unconsumed_tail
+                if piece:
+                    yield piece
+        if rest := inflater.flush():
+            yield rest
+
+    def gzip_with(self, tail: bytes) -> Body:
         """One gzip member: the cached blocks, then `tail` compressed now, then the trailer."""
         # A fresh compressor: the tail's blocks never refer back into the cached ones, which
         # the sync flush left on a byte boundary, so the two concatenate into one valid stream.
         compressor = isal_zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         rest = compressor.compress(tail) + compressor.flush()
         trailer = struct.pack("<II", isal_zlib.crc32(tail, self.crc), (self.size + len(tail)) & 0xFFFFFFFF)
-        return b"".join((_GZIP_HEADER, self.data, rest, trailer))
+        end = rest + trailer
+        return Body(len(_GZIP_HEADER) + len(self.data) + len(end), self._gzip_pieces(end))
+
+    def _gzip_pieces(self, end: bytes) -> Iterator[bytes | memoryview]:
+        yield _GZIP_HEADER
+        data = memoryview(self.data)  # slices of the cached bytes: no copy per scrape
+        for start in range(0, len(data), _PIECE):
+            yield data[start:start + _PIECE]
+        yield end
+
+    def plain_with(self, tail: bytes) -> Body:
+        return Body(self.size + len(tail), itertools.chain(self.plain_pieces(), (tail,)), costly=True)
+
+
+_EMPTY = _Deflated.of(())
 
 
 class _Generation:
     """The snapshot part for one snapshot seen at one moment, per format, rendered (straight into
     deflate) on first use.
 
-    The deflated form is what Prometheus and the other agents get (~4 MB at 10,000 queues). The
-    plain text (~22 MB) exists only once a scraper asks for it without gzip: it is then inflated
-    once for the generation (~60 ms), never rendered a second time.
+    Only the deflated form is kept (~4 MB at 10,000 queues): gzip scrapes get it as it is, the
+    others get it inflated piece by piece while it is sent.
     """
 
-    def __init__(self, render: RenderSnapshot, snapshot: Snapshot, now: float, valid_until: float) -> None:
+    def __init__(self, render: RenderSnapshot, snapshot: Snapshot, now: float, valid_until: float,
+                 number: int) -> None:
         self.snapshot = snapshot
         self.valid_until = valid_until  # after this, what the render shows is no longer true
+        self.number = number  # later generations have larger numbers
         # No reference back to the generation: a cycle would keep each replaced one (and its
         # megabytes) alive until a full garbage collection, which tune_gc() makes rare.
-        deflated = self.deflated = {om: _Once(partial(_deflate, render, snapshot, now, om)) for om in (False, True)}
-        self.plain = {om: _Once(partial(_inflate, deflated[om])) for om in (False, True)}
+        self.deflated = {om: _Once(partial(_deflate, render, snapshot, now, om)) for om in (False, True)}
+
+
+@dataclass(frozen=True)
+class _Finished:
+    number: int  # of its generation
+    valid_until: float
+    deflated: _Deflated
 
 
 def _deflate(render: RenderSnapshot, snapshot: Snapshot, now: float, openmetrics: bool) -> _Deflated:
     return _Deflated.of(render(snapshot, now, openmetrics))
-
-
-def _inflate(deflated: _Once[_Deflated]) -> bytes:
-    return deflated.get().plain()
 
 
 def _params(part: str) -> tuple[str, dict[str, str]]:
@@ -192,16 +266,26 @@ class Exposition:
         scraped since the previous update: the render then runs right after the poll, while the
         event loop is idle, instead of at the next scrape, where it would compete with a poll
         under way for the GIL (and make that scrape wait). Formats nobody asks for are never
-        rendered. close() stops the thread."""
+        rendered. close() stops the thread.
+
+        No scrape waits on a render that someone else is making: while the render of the newest
+        generation is under way (pre-render or another scrape), a scrape is served the last
+        finished render of its format, as long as that one is still true (its valid_until)."""
         self._live_registry = live_registry
         self._render_snapshot = render_snapshot
         self._max_data_age = max_data_age
         self._clock = clock
         self._generation: _Generation | None = None
+        self._numbered = itertools.count()
         self._swap_lock = threading.Lock()  # a stale generation is replaced once, not per scrape
         self._count_lock = threading.Lock()
         self.renders = 0  # how many times the snapshot part was rendered (for tests and benchmarks)
-        self._asked: set[tuple[bool, bool]] = set()  # (openmetrics, gzip) scraped since the last update
+        self.served_previous = 0  # scrapes served the previous render while the newest was being made
+        # Per format, the newest finished render: what a scrape gets while the current
+        # generation's render is under way. One per format, and not its generation (nor the
+        # snapshot that holds): memory stays bounded.
+        self._finished: dict[bool, _Finished] = {}
+        self._asked: set[bool] = set()  # formats (openmetrics) scraped since the last update
         self._asked_lock = threading.Lock()  # held for a set add or swap only: update() never waits long
         self._prerender = ThreadPoolExecutor(1, thread_name_prefix="metrics-prerender") if prerender else None
 
@@ -212,13 +296,15 @@ class Exposition:
         with self._asked_lock:
             asked, self._asked = self._asked, set()
         if self._prerender is not None:
-            for openmetrics, gzipped in asked:  # plain is inflated from deflated: still one render
-                cell = (generation.deflated if gzipped else generation.plain)[openmetrics]
-                self._prerender.submit(self._prerender_one, generation, cell)
+            for openmetrics in asked:
+                cell = generation.deflated[openmetrics]
+                cell.claim()  # scrapes arriving before it is done are served the previous one
+                self._prerender.submit(self._prerender_one, generation, openmetrics)
 
     def _new_generation(self, snapshot: Snapshot) -> _Generation:
         now = self._clock()
-        return _Generation(self._counted_render, snapshot, now, visible_until(snapshot, now, self._max_data_age))
+        return _Generation(self._counted_render, snapshot, now, visible_until(snapshot, now, self._max_data_age),
+                           next(self._numbered))
 
     def _current(self) -> _Generation | None:
         """The generation to serve now: the last one, re-made from its snapshot once it has turned stale."""
@@ -230,14 +316,39 @@ class Exposition:
                 self._generation = self._new_generation(generation.snapshot)
             return self._generation
 
-    def _prerender_one(self, generation: _Generation, cell: _Once[Any]) -> None:
+    def _prerender_one(self, generation: _Generation, openmetrics: bool) -> None:
         # Renders slower than polls queue up: one for a generation already replaced is skipped.
         if self._generation is not generation:
             return
         try:
-            cell.get()
+            self._deflated(generation, openmetrics)
         except Exception:  # noqa: BLE001 - not cached (_Once): the scrape that needs it renders and reports it
             pass
+
+    def _deflated(self, generation: _Generation, openmetrics: bool) -> _Deflated:
+        """The generation's render of that format, made now if need be, and remembered as the newest finished."""
+        deflated = generation.deflated[openmetrics].get()
+        with self._swap_lock:
+            finished = self._finished.get(openmetrics)
+            if finished is None or finished.number < generation.number:
+                self._finished[openmetrics] = _Finished(generation.number, generation.valid_until, deflated)
+        return deflated
+
+    def _snapshot_part(self, generation: _Generation | None, openmetrics: bool) -> _Deflated:
+        if generation is None:
+            return _EMPTY
+        cell = generation.deflated[openmetrics]
+        deflated = cell.peek()
+        if deflated is not None:
+            return deflated
+        if cell.pending():
+            finished = self._finished.get(openmetrics)
+            # The stale rule holds for what is served instead: only a render still true.
+            if finished is not None and finished.number < generation.number and self._clock() <= finished.valid_until:
+                with self._count_lock:
+                    self.served_previous += 1
+                return finished.deflated
+        return self._deflated(generation, openmetrics)
 
     def close(self) -> None:
         if self._prerender is not None:
@@ -248,8 +359,8 @@ class Exposition:
             self.renders += 1
         return self._render_snapshot(snapshot, now, openmetrics)
 
-    def render(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
-        """The body and headers for one scrape: snapshot part + live part as one exposition.
+    def stream(self, accept: str | None, accept_encoding: str | None) -> tuple[Body, dict[str, str]]:
+        """The body (in pieces) and headers for one scrape: snapshot part + live part as one exposition.
 
         Text is format 0.0.4 (what prometheus-client's generate_latest writes); OpenMetrics is 1.0.0.
         """
@@ -257,7 +368,8 @@ class Exposition:
         gzipped = accepts_gzip(accept_encoding)
         generation = self._current()  # read once: one scrape, one generation
         with self._asked_lock:
-            self._asked.add((openmetrics, gzipped))
+            self._asked.add(openmetrics)  # plain text is inflated from the deflated form: one render
+        deflated = self._snapshot_part(generation, openmetrics)
         live = (generate_openmetrics if openmetrics else generate_latest)(self._live_registry)
         headers = {
             "Content-Type": OPENMETRICS_CONTENT_TYPE if openmetrics else CONTENT_TYPE_PLAIN_0_0_4,
@@ -265,7 +377,10 @@ class Exposition:
         }
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-            deflated = generation.deflated[openmetrics].get() if generation else _Deflated.of(())
             return deflated.gzip_with(live), headers
-        snapshot = generation.plain[openmetrics].get() if generation else b""
-        return snapshot + live, headers
+        return deflated.plain_with(live), headers
+
+    def render(self, accept: str | None, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
+        """stream(), joined into one bytes object (tests, small expositions)."""
+        body, headers = self.stream(accept, accept_encoding)
+        return bytes(body), headers

@@ -6,9 +6,11 @@ The APScheduler job (see app.py) calls Poller.poll() every --interval; it never 
 from __future__ import annotations
 
 import asyncio
+import math
+import statistics
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -26,6 +28,11 @@ log = structlog.get_logger("qubicle.poller")
 
 # Beyond a day, a "seconds" wait figure is far more likely milliseconds.
 _SECONDS_IMPLAUSIBLE = 86_400.0
+# Accounts polled at once never fall below this (nor above --max-concurrency): what a fixed
+# concurrency of 10 did before it adapted, so small deployments poll exactly as they did.
+CONCURRENCY_FLOOR = 10
+# A poll aims to be done within this share of --interval; the rest is margin for Kazoo's bad moments.
+POLL_TARGET_SHARE = 0.5
 
 
 @dataclass
@@ -71,6 +78,8 @@ class Poller:
         self._snapshot: Snapshot = EMPTY
         self._wait_scale = wait_scale(settings.wait_unit)
         self._unit_warned = False
+        self._pace: float | None = None  # one account's poll (wall time), median over the last poll's successes
+        self.concurrency = 0  # accounts polled at once at the end of the last poll (for tests, bench)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -88,15 +97,9 @@ class Poller:
         started = time.perf_counter()
         accounts = await self._accounts.resolve()
         stats = _PollStats()
-        limit = asyncio.Semaphore(self._settings.max_concurrency)
         known = {a: [q.id for q in d.queues or ()] if (d := self._discovery.get(a)) else [] for a in accounts}
         plan = self._details.plan(known, self._accounts.names)
-
-        async def one(account_id: str) -> AccountSnapshot:
-            async with limit:
-                return await self._poll_account(account_id, stats, plan.get(account_id, ()))
-
-        results = await asyncio.gather(*(one(a) for a in accounts))
+        results = await self._poll_accounts(accounts, stats, plan)
         snapshot = Snapshot(taken_at=self._clock(), accounts=MappingProxyType({a.account_id: a for a in results}))
         self._snapshot = snapshot
         for gone in set(self._discovery) - set(snapshot.accounts):
@@ -108,6 +111,7 @@ class Poller:
         except Exception as exc:  # noqa: BLE001 - the snapshot is in place; a listener's bug must not fail the poll
             log.error("snapshot_listener_failed", exc_type=type(exc).__name__)
         self._check_wait_unit(stats.waits)
+        self._check_hidden(snapshot, duration)
         up = sum(1 for a in results if a.up)
         log.info(
             "poll",
@@ -118,8 +122,66 @@ class Poller:
             invalid_fields=stats.invalid,
             errors=dict(stats.errors) or None,
             duration_seconds=round(duration, 3),
+            concurrency=self.concurrency,
         )
         return snapshot
+
+    async def _poll_accounts(self, accounts: list[str], stats: _PollStats,
+                             plan: Mapping[str, Sequence[Item]]) -> list[AccountSnapshot]:
+        """Every account, polled as many at a time as it takes to be done within
+        POLL_TARGET_SHARE of --interval at the accounts' observed pace, between CONCURRENCY_FLOOR
+        and --max-concurrency.
+
+        The pace is the median wall time of one account's successful poll (Kazoo's latency plus our
+        own share of the CPU), so the number follows the latency bound: accounts x latency /
+        concurrency. A median of successes: a few slow or failing accounts (a timeout, a latency
+        spike) do not make a struggling Kazoo get more requests at once. It is re-planned as
+        accounts finish, within the poll too (the first poll, discovery included, has no earlier
+        pace to go by). Each account still gets one status request per batch per poll (plus a
+        listing when discovery is due): more accounts at once never means more requests to any
+        one account, so Crossbar's per-account rate limit is not touched by it.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        target = self._settings.interval * POLL_TARGET_SHARE
+        cap = self._settings.max_concurrency
+        allowed = min(CONCURRENCY_FLOOR, cap)
+        limit = asyncio.Semaphore(allowed)  # grown by release(): permits are only ever added
+        waiting = len(accounts)  # accounts not yet begun
+        paces: list[float] = []  # this poll's successful accounts
+
+        def wanted() -> int:
+            # The first poll has only its own paces: the last few of them (a median of all of them
+            # at every account's end would cost O(n^2 log n) at 5,000 accounts).
+            pace = self._pace if self._pace is not None else statistics.median(paces[-32:]) if paces else None
+            if pace is None:
+                return allowed
+            left = max(target - (loop.time() - started), pace)
+            return min(cap, math.ceil(waiting * pace / left))
+
+        def grow() -> None:
+            nonlocal allowed
+            for _ in range(wanted() - allowed):
+                limit.release()
+                allowed += 1
+
+        async def one(account_id: str) -> AccountSnapshot:
+            nonlocal waiting
+            async with limit:
+                waiting -= 1
+                began = loop.time()
+                result = await self._poll_account(account_id, stats, plan.get(account_id, ()))
+                if result.up:
+                    paces.append(loop.time() - began)
+                grow()
+            return result
+
+        grow()  # at the last poll's pace from the start
+        results = await asyncio.gather(*(one(a) for a in accounts))
+        self.concurrency = allowed
+        if paces:
+            self._pace = statistics.median(paces)
+        return results
 
     def _forget(self, account_id: str) -> None:
         """An account no longer polled: its state and its own series go (they would never move again)."""
@@ -268,6 +330,23 @@ class Poller:
             counters=MappingProxyType(self._carry.update(account_id, queue.id, status.node, status.values)),
         )
         return figures, raw_waits, not bad_fields
+
+    def _check_hidden(self, snapshot: Snapshot, duration: float) -> None:
+        """Queues polled successfully whose figures were already past --max-data-age when the poll ended.
+
+        A poll slower than --max-data-age shows only the accounts it fetched last: the others'
+        figures are hidden as stale the moment they are published. Never silently.
+        """
+        max_age, now = self._settings.max_data_age, snapshot.taken_at
+        hidden = [a for a in snapshot.accounts.values()
+                  if a.up and a.queues and a.data_time is not None and now - a.data_time > max_age]
+        queues = sum(len(a.queues) for a in hidden)
+        self._metrics.hidden_queues.set(queues)
+        if hidden:
+            log.warning("poll_slower_than_max_data_age", accounts=len(hidden), queues=queues,
+                        duration_seconds=round(duration, 3), max_data_age=max_age,
+                        hint="these figures were hidden as stale when published; raise --max-concurrency, "
+                             "--max-data-age or shard the accounts (--shard)")
 
     def _check_wait_unit(self, waits: list[float]) -> None:
         if self._unit_warned or not waits:

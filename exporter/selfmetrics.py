@@ -32,6 +32,7 @@ class SelfMetrics:
     invalid_fields: Counter
     token_refusals: Counter
     truncated_names: Counter
+    hidden_queues: Gauge
     # account id -> (counter, label values) of its series, so that they go when the account does.
     _account_series: dict[str, set[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
 
@@ -104,4 +105,8 @@ def create(registry: CollectorRegistry | None = None, *, process: bool = True) -
         truncated_names=Counter("qubicle_truncated_names",
                                 "Queue or account names cut to the name length limit, by kind (queue, account).",
                                 ["kind"], registry=registry),
+        hidden_queues=Gauge("qubicle_poll_hidden_queues",
+                            "Queues of the last poll whose figures were already older than --max-data-age when "
+                            "it ended (a poll slower than --max-data-age): polled, but hidden as stale.",
+                            registry=registry),
     )

@@ -114,3 +114,68 @@ def test_figures_exactly_max_data_age_old_are_still_served():
     assert "qubicle_queue_active_sessions" in shown(1030.0)
     assert "qubicle_queue_active_sessions" not in shown(1030.001)
     assert "qubicle_up" in shown(1030.001)  # the account itself stays, reported down
+
+
+def test_lines_reused_across_renders_stay_byte_for_byte_prometheus_clients_output():
+    """One LabelCache through a sequence of snapshots, as in the exporter: queues unchanged (the very
+    same QueueFigures, whose lines are reused), changed, deleted, added, renamed, moved to another
+    node, hidden as stale and shown again; both formats sharing the cache. Every render equals the
+    oracle's, and a render with reuse turned off."""
+    from dataclasses import replace
+
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+    from exporter.render import LabelCache
+
+    b = "b" * 32
+    q1, q2, q3 = queue("q1", "Sales", active_sessions=1), queue("q2", "Support", active_sessions=4), \
+        queue("q3", 'say "hi"', active_sessions=0.0, estimated_wait=-0.0)
+    other = QueueFigures(b, "q9", "Other", None, MappingProxyType({"recipients": 2.0}), MappingProxyType({}))
+
+    def snap(queues: tuple[QueueFigures, ...], others: tuple[QueueFigures, ...] = (other,),
+             other_time: float = 1000.0) -> Snapshot:
+        first = snapshot(*queues)
+        second = AccountSnapshot(b, up=True, queues=others, data_time=other_time, last_success=other_time,
+                                 queue_count=len(others))
+        return Snapshot(taken_at=1000.0, accounts=MappingProxyType({**first.accounts, b: second}))
+
+    changed = replace(q2, values=MappingProxyType({"active_sessions": 5.0, "average_wait": 1e21}))
+    sequence = [
+        snap((q1, q2, q3)),
+        snap((q1, q2, q3)),  # nothing changed: every line reused
+        snap((q1, changed, q3)),  # one queue's figures changed
+        snap((q1, changed)),  # one deleted
+        snap((replace(q1, queue_name="Sales & Co\n"), changed, q3)),  # renamed (a new object), one back
+        snap((replace(q1, node="kz2@node"), changed, q3)),  # moved to another node: its info line
+        snap((q1, changed, q3), other_time=900.0),  # the other account's figures hidden as stale
+        snap((q1, changed, q3)),  # and shown again, the same object as before
+        snap(()),  # every queue gone
+        snap((q1, q2, q3)),
+    ]
+    cache = LabelCache()
+    for i, current in enumerate(sequence):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(SnapshotCollector(lambda current=current: current, max_data_age=30.0, clock=lambda: 1005.0))
+        text = b"".join(render(current, 1005.0, max_data_age=30.0, labels=cache))
+        om = b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True, labels=cache))
+        assert text == generate_latest(registry), i
+        assert om + b"# EOF\n" == generate_openmetrics(registry), i
+        assert text == b"".join(render(current, 1005.0, max_data_age=30.0, labels=LabelCache(reuse_lines=False))), i
+    # The reuse did happen: the cache holds the lines of exactly the queues last shown.
+    assert {entry[0].queue_id for entry in cache.lines.values()} == {"q1", "q2", "q3", "q9"}
+
+
+def test_reused_lines_are_those_of_the_same_object_only():
+    """An equal but distinct QueueFigures (new figures that happen to be equal) or a new object at a
+    recycled id() never picks up another queue's lines."""
+    from exporter.render import LabelCache
+
+    cache = LabelCache()
+    first = snapshot(queue("q1", "Sales", active_sessions=1))
+    b"".join(render(first, 1005.0, max_data_age=30.0, labels=cache))
+    (remembered,) = cache.lines.values()
+    impostor = queue("q1", "Sales", active_sessions=7)
+    cache.lines = {id(impostor): (remembered[0], remembered[1])}  # as if the id had been recycled
+    text = b"".join(render(snapshot(impostor), 1005.0, max_data_age=30.0, labels=cache))
+    assert b'qubicle_queue_active_sessions{account_id="' + A.encode() + b'",queue_id="q1",queue_name="Sales"} 7.0' \
+        in text

@@ -508,3 +508,16 @@ async def test_a_queue_moved_to_another_node_restarts_its_counters_even_if_the_f
     assert after["stats"]["abandoned_sessions"] > before["stats"]["abandoned_sessions"]
     await h.poller.poll()
     assert h.value("qubicle_queue_abandoned_sessions_total", account, queue_id) == after["stats"]["abandoned_sessions"]
+
+
+async def test_a_failed_descendants_listing_is_tried_again_at_the_next_poll(harness, make_simulator):
+    """Not only after --discovery-interval: until then the exporter would watch the parent alone
+    (a reseller with no queues of its own: nothing), while saying it is up."""
+    sim = make_simulator(accounts=3, queues_per_account=1, seed=4, speed=0)
+    h = harness(sim, account_ids=[sim.master_account_id], discover_descendants=True, discovery_interval=3600)
+    sim.set_faults(Faults(error_rate=1.0, accounts=(sim.master_account_id,)))
+    await h.poller.poll()
+    assert all(h.value("qubicle_up", a) is None for a in sim.account_ids)
+    sim.set_faults(Faults())
+    await h.poller.poll()  # the clock has not moved: far from the discovery interval
+    assert all(h.value("qubicle_up", a) == 1 for a in sim.account_ids)

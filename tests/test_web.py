@@ -14,6 +14,7 @@ import pytest
 from helpers_exposition import registry_exposition
 from prometheus_client import CollectorRegistry, Gauge
 
+from exporter.exposition import Body
 from exporter.web import WebHandlers, WebServer, parse_listen
 
 
@@ -38,9 +39,9 @@ def make_handlers(state: State) -> WebHandlers:
     Gauge("qubicle_exporter_up", "The exporter runs.", registry=live).set(1)
     expo = registry_exposition(snapshot, live)
 
-    def metrics(accept: str | None, accept_encoding: str | None) -> tuple[bytes, dict[str, str]]:
+    def metrics(accept: str | None, accept_encoding: str | None) -> tuple[Body, dict[str, str]]:
         state.render_threads.append(threading.current_thread())
-        return expo.render(accept, accept_encoding)
+        return expo.stream(accept, accept_encoding)  # as served: in pieces
 
     return WebHandlers(metrics, lambda: "<h1>qubicle-exporter</h1><a href='/metrics'>metrics</a>",
                        lambda: state.healthy, lambda: state.ready)
@@ -180,3 +181,27 @@ async def test_stop_closes_the_port_and_ends_the_threads(client):
     for thread in s.state.render_threads:
         thread.join(5)
         assert not thread.is_alive(), "a render thread outlived the server"
+
+
+async def test_a_large_exposition_is_sent_whole_in_pieces_with_its_length(client):
+    """Several pieces (plain text inflated as it is sent, gzip sliced): the same bytes as one render."""
+    snapshot = CollectorRegistry()
+    gauge = Gauge("qubicle_queue_active_sessions", "Callers.", ["queue_name"], registry=snapshot)
+    for i in range(30_000):  # ~1.5 MB of text: six pieces or more
+        gauge.labels(f"queue {i} {'x' * (i % 17)}").set(i)
+    live = CollectorRegistry()
+    Gauge("qubicle_exporter_up", "The exporter runs.", registry=live).set(1)
+    expo = registry_exposition(snapshot, live)
+    server = await WebServer.start(WebHandlers(expo.stream, lambda: "", lambda: True, lambda: True), "127.0.0.1:0")
+    try:
+        host, port = server.bound[0]
+        for encoding in ("identity", "gzip"):
+            response = await client.get(f"http://{host}:{port}/metrics", headers={"Accept-Encoding": encoding})
+            assert response.status_code == 200
+            assert "chunked" not in response.headers.get("Transfer-Encoding", "")
+            whole, _ = expo.render(None, encoding)  # the live part is constant: the same bytes
+            assert int(response.headers["Content-Length"]) == len(whole)
+            assert response.content == (whole if encoding == "identity" else gzip.decompress(whole))
+            assert response.text.count("qubicle_queue_active_sessions{") == 30_000
+    finally:
+        await server.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import json
 import random
 import uuid
@@ -218,13 +219,17 @@ class CrossbarApp:
 
     # ---- listings --------------------------------------------------------------------------------
 
-    def page(self, request: web.Request, rows: list[dict[str, Any]]) -> web.Response:
-        rows = sorted(rows, key=lambda r: r["id"], reverse=True)  # Crossbar's default: descending
+    def page(self, request: web.Request, items: list[tuple[str, Any]],
+             row: Callable[[Any], dict[str, Any]]) -> web.Response:
+        """A Crossbar listing of `items` ((id, item) pairs): only the rows of the page asked are made
+        (row(item)), and the start key is found by bisection, as a database index would: a listing
+        of thousands of accounts must not cost a scan of all of them for each page."""
+        ordered = sorted(items, key=lambda pair: pair[0], reverse=True)  # Crossbar's default: descending
         query = request.query
         if query.get("paginate") == "false":
-            if len(rows) > 1000:
+            if len(ordered) > 1000:
                 raise CrossbarError(416, "too many results to return without paging")
-            return self.envelope(request, rows, page_size=len(rows))
+            return self.envelope(request, [row(item) for _, item in ordered], page_size=len(ordered))
         try:
             size = int(query.get("page_size", self.state.config.page_size))
         except ValueError:
@@ -236,22 +241,25 @@ class CrossbarApp:
                 key = json.loads(base64.urlsafe_b64decode(query["start_key"].encode()))[0]
             except (ValueError, IndexError, TypeError):
                 raise CrossbarError(400, "invalid start_key") from None
-            start = next((i for i, r in enumerate(rows) if r["id"] <= key), len(rows))
-        chunk = rows[start:start + size]
+            if not isinstance(key, str):
+                raise CrossbarError(400, "invalid start_key")
+            ascending = [item_id for item_id, _ in reversed(ordered)]
+            start = len(ordered) - bisect.bisect_right(ascending, key)  # the first id <= key
+        chunk = [row(item) for _, item in ordered[start:start + size]]
         extra: dict[str, Any] = {"page_size": len(chunk)}
         if "start_key" in query:
             extra["start_key"] = query["start_key"]
-        if start + size < len(rows):
-            extra["next_start_key"] = base64.urlsafe_b64encode(json.dumps([rows[start + size]["id"]]).encode()).decode()
+        if start + size < len(ordered):
+            extra["next_start_key"] = base64.urlsafe_b64encode(json.dumps([ordered[start + size][0]]).encode()).decode()
         return self.envelope(request, chunk, **extra)
 
     async def descendants(self, request: web.Request) -> web.Response:
         account_id = request.match_info["account_id"]
         self.authorize(request, account_id)
         with self.state.lock:
-            rows = [{"id": a.id, "name": a.name, "tree": [], "realm": f"{a.id[:6]}.sim.example.net"}
-                    for a in self.state.descendants(account_id)]
-        return self.page(request, rows)
+            accounts = [(a.id, a) for a in self.state.descendants(account_id)]
+        return self.page(request, accounts, lambda a: {"id": a.id, "name": a.name, "tree": [],
+                                                       "realm": f"{a.id[:6]}.sim.example.net"})
 
     async def account(self, request: web.Request) -> web.Response:
         """The account document: readable for the token's own account and its descendants; an unknown
@@ -282,8 +290,8 @@ class CrossbarApp:
     async def list_queues(self, request: web.Request) -> web.Response:
         _, queues = self.account_queues(request)
         with self.state.lock:
-            rows = [{"id": q.queue_id, "name": q.name} for q in queues.values()]
-        return self.page(request, rows)
+            listed = [(q.queue_id, q) for q in queues.values()]
+        return self.page(request, listed, lambda q: {"id": q.queue_id, "name": q.name})
 
     # ---- status ----------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ import structlog
 from aiohttp import web
 
 from exporter.config import parse_listen
+from exporter.exposition import Body
 from exporter.wallboard.api import Selection
 from exporter.wallboard.routes import add_routes as add_wallboard_routes
 from exporter.web.auth import BasicAuth, BcryptGate
@@ -52,7 +53,7 @@ _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass(frozen=True)
 class WebHandlers:
-    metrics: Callable[[str | None, str | None], tuple[bytes, dict[str, str]]]  # Exposition.render
+    metrics: Callable[[str | None, str | None], tuple[bytes | Body, dict[str, str]]]  # Exposition.stream
     landing: Callable[[], str]  # HTML body of "/"
     healthy: Callable[[], bool]
     ready: Callable[[], bool]  # at least one successful poll
@@ -139,11 +140,26 @@ def create_app(handlers: WebHandlers, *, metrics_path: str = "/metrics", auth: B
 
     middlewares += [allowed_sans, rate_limit, basic_auth]
 
-    async def metrics(request: web.Request) -> web.Response:
-        body, response_headers = await asyncio.get_running_loop().run_in_executor(
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        body, response_headers = await loop.run_in_executor(
             render_pool, handlers.metrics, request.headers.get("Accept"), request.headers.get("Accept-Encoding")
         )
-        return web.Response(body=body, headers=response_headers)
+        if isinstance(body, bytes):
+            return web.Response(body=body, headers=response_headers)
+        # Sent piece by piece (plain text is inflated as it goes, in the pool): a scrape never
+        # holds the whole exposition, and the loop never inflates.
+        response = web.StreamResponse(headers=response_headers)
+        response.content_length = body.length
+        await response.prepare(request)
+        if request.method != "HEAD" and body.costly:
+            while (piece := await loop.run_in_executor(render_pool, next, body.pieces, None)) is not None:
+                await response.write(piece)
+        elif request.method != "HEAD":
+            for piece in body.pieces:  # slices of bytes already made: nothing to compute
+                await response.write(piece)
+        await response.write_eof()
+        return response
 
     async def landing(request: web.Request) -> web.Response:
         return web.Response(text=handlers.landing(), content_type="text/html", charset="utf-8")

@@ -1,0 +1,105 @@
+"""How many accounts a poll runs at once follows Kazoo's latency; a poll too slow for --max-data-age says so."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import pytest
+from prometheus_client import generate_latest
+from structlog.testing import capture_logs
+
+from exporter import selfmetrics
+from exporter.config import Secrets, Settings, client_settings
+from exporter.kazoo import KazooClient
+from exporter.poller import CONCURRENCY_FLOOR, Poller
+from exporter.render import render
+from exporter.simulator import Faults
+
+ACCOUNTS = 60
+
+
+async def polled(sim, **overrides: object) -> tuple[Poller, Counter[str], selfmetrics.SelfMetrics, KazooClient]:
+    settings = replace(Settings(), kazoo_url=sim.url, account_ids=tuple(sim.account_ids),
+                       secrets=Secrets(api_key=sim.api_key), retries=0, read_timeout=30, poll_timeout=60,
+                       **overrides)
+    metrics = selfmetrics.create(process=False)
+    requests: Counter[str] = Counter()
+
+    def on_request(endpoint: str, code: str) -> None:
+        requests[endpoint] += 1
+        metrics.on_request(endpoint, code)
+
+    client = KazooClient(client_settings(settings), on_request=on_request)
+    return Poller(settings, client, metrics), requests, metrics, client
+
+
+@pytest.fixture
+def sim(make_simulator):
+    return make_simulator(accounts=ACCOUNTS, queues_per_account=1, seed=3, speed=0, rate_limit=True)
+
+
+async def test_a_slow_kazoo_gets_more_accounts_at_once_without_more_requests_per_account(sim):
+    # 60 accounts x 2 requests (discovery, status) x 100 ms = 12 s of latency; half of a 2 s
+    # interval is 1 s: more than the floor of 10 is needed, even though each request is slow.
+    sim.set_faults(Faults(latency=0.1))
+    poller, requests, _, client = await polled(sim, interval=2.0)
+    try:
+        await poller.poll()
+        first = poller.concurrency
+        assert first > CONCURRENCY_FLOOR
+        before = Counter(requests)
+        await poller.poll()  # discovery cached: one status request per account
+        assert poller.concurrency > CONCURRENCY_FLOOR
+        assert requests - before == Counter({"queue_list_status": ACCOUNTS})
+        assert all(a.up for a in poller.snapshot.accounts.values())  # the simulator's rate limit is on
+    finally:
+        await client.aclose()
+
+
+async def test_a_fast_kazoo_keeps_the_floor_and_the_ceiling_is_respected(sim):
+    poller, _, _, client = await polled(sim, interval=10.0)
+    try:
+        await poller.poll()
+        await poller.poll()
+        assert poller.concurrency == CONCURRENCY_FLOOR  # 60 quick accounts fit in 5 s at 10 at once
+    finally:
+        await client.aclose()
+    sim.set_faults(Faults(latency=0.1))
+    poller, _, _, client = await polled(sim, interval=2.0, max_concurrency=12)
+    try:
+        await poller.poll()
+        assert poller.concurrency == 12
+    finally:
+        await client.aclose()
+
+
+async def test_a_poll_slower_than_max_data_age_says_which_figures_it_hid(sim):
+    """What served 9,960 of 10,000 queues: the accounts fetched first in a poll that took longer than
+    --max-data-age were already stale when the snapshot was published, and hidden without a word."""
+    sim.set_faults(Faults(latency=0.05))
+    # One account at a time, 60 x 2 x 50 ms = 6 s: longer than a --max-data-age of 2 s.
+    poller, _, metrics, client = await polled(sim, interval=1.0, max_data_age=2.0, max_concurrency=1)
+    try:
+        with capture_logs() as events:
+            snapshot = await poller.poll()
+        shown = b"".join(render(snapshot, snapshot.taken_at, max_data_age=2.0)).count(b"\nqubicle_queue_info{")
+        hidden = metrics.registry.get_sample_value("qubicle_poll_hidden_queues")
+        assert 0 < shown < ACCOUNTS and hidden is not None and shown + hidden == ACCOUNTS
+        warnings = [e for e in events if e["event"] == "poll_slower_than_max_data_age"]
+        assert len(warnings) == 1 and warnings[0]["log_level"] == "warning"
+        assert warnings[0]["queues"] == hidden and "hint" in warnings[0]
+        assert b"qubicle_poll_hidden_queues " in generate_latest(metrics.registry)
+    finally:
+        await client.aclose()
+
+
+async def test_a_poll_within_max_data_age_hides_nothing_and_says_nothing(sim):
+    poller, _, metrics, client = await polled(sim, interval=10.0)
+    try:
+        with capture_logs() as events:
+            await poller.poll()
+        assert metrics.registry.get_sample_value("qubicle_poll_hidden_queues") == 0
+        assert not [e for e in events if e["event"] == "poll_slower_than_max_data_age"]
+    finally:
+        await client.aclose()
