@@ -104,12 +104,12 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
                 out.append(f'{name}{{account_id="{escape(account.account_id)}"}} {floatToGoString(value)}\n')
         yield "".join(out).encode("utf-8")
 
-    info = [header(ACCOUNT_INFO, ACCOUNT_INFO_HELP, "gauge")]
+    account_info = [header(ACCOUNT_INFO, ACCOUNT_INFO_HELP, "gauge")]
     for account, _ in shown:
         account_label = escape(account.account_id)
-        info.append(f'{ACCOUNT_INFO}{{account_id="{account_label}",'
+        account_info.append(f'{ACCOUNT_INFO}{{account_id="{account_label}",'
                     f'account_name="{escape(account.name or account.account_id)}"}} 1.0\n')
-    yield "".join(info).encode("utf-8")
+    yield "".join(account_info).encode("utf-8")
     # Agents of accounts whose figures may be shown (the --max-data-age rule, as for queues).
     fresh = [a for a, queues in shown if queues or is_fresh(a, now, max_data_age)]
     out = [header(ACCOUNT_AGENTS, ACCOUNT_AGENTS_HELP, "gauge")]
@@ -144,7 +144,7 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
     cache.texts = texts_of  # with rows reused, only the queues that changed need theirs again
 
     # Header and lines as two chunks: no copy of a family's megabytes just to put 100 bytes before them.
-    for column, (family_header, (_, source, metric)) in enumerate(zip(_headers(header), _COLUMNS, strict=True)):
+    for column, (family_header, (_, _, metric)) in enumerate(zip(_headers(header), _COLUMNS, strict=True)):
         if column == _FIRST_COUNTER:  # the agents' family stands before the counters
             yield header(QUEUE_AGENTS, QUEUE_AGENTS_HELP, "gauge").encode("utf-8")
             yield "".join([r[3] for r in rows]).encode("utf-8")

@@ -1,5 +1,6 @@
 """The Collector yields exactly what the current snapshot holds, and hides figures that are too old."""
 
+from functools import partial
 from types import MappingProxyType
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -155,7 +156,7 @@ def test_lines_reused_across_renders_stay_byte_for_byte_prometheus_clients_outpu
     cache = LabelCache()
     for i, current in enumerate(sequence):
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(SnapshotCollector(lambda current=current: current, max_data_age=30.0, clock=lambda: 1005.0))
+        registry.register(SnapshotCollector(partial(_same, current), max_data_age=30.0, clock=lambda: 1005.0))
         text = b"".join(render(current, 1005.0, max_data_age=30.0, labels=cache))
         om = b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True, labels=cache))
         assert text == generate_latest(registry), i
@@ -179,3 +180,7 @@ def test_reused_lines_are_those_of_the_same_object_only():
     text = b"".join(render(snapshot(impostor), 1005.0, max_data_age=30.0, labels=cache))
     assert b'qubicle_queue_active_sessions{account_id="' + A.encode() + b'",queue_id="q1",queue_name="Sales"} 7.0' \
         in text
+
+
+def _same(snapshot: Snapshot) -> Snapshot:
+    return snapshot

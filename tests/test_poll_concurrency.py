@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -19,10 +20,12 @@ from exporter.simulator import Faults
 ACCOUNTS = 60
 
 
-async def polled(sim, **overrides: object) -> tuple[Poller, Counter[str], selfmetrics.SelfMetrics, KazooClient]:
+async def polled(sim, **overrides: Any) -> tuple[Poller, Counter[str], selfmetrics.SelfMetrics, KazooClient]:
+    # Queue figures only: the requests per account counted here are the queue status's (the agents'
+    # and settings' requests per poll are tests/test_agents.py's).
     settings = replace(Settings(), kazoo_url=sim.url, account_ids=tuple(sim.account_ids),
                        secrets=Secrets(api_key=sim.api_key), retries=0, read_timeout=30, poll_timeout=60,
-                       **overrides)
+                       agent_status=False, queue_settings=False, account_names=False, **overrides)
     metrics = selfmetrics.create(process=False)
     requests: Counter[str] = Counter()
 

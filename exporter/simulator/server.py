@@ -415,9 +415,8 @@ class CrossbarApp:
     async def list_recipients(self, request: web.Request) -> web.Response:
         account_id, _ = self.account_queues(request)
         with self.state.lock:
-            rows = [{"id": u, "name": agents.agent_name(u), "roles": {"agent": "Agent"}}
-                    for u in self.everyone(account_id)]
-        return self.page(request, rows)
+            users = [(u, u) for u in self.everyone(account_id)]
+        return self.page(request, users, lambda u: {"id": u, "name": agents.agent_name(u), "roles": {"agent": "Agent"}})
 
     async def recipients_status(self, request: web.Request) -> web.Response:
         account_id, _ = self.account_queues(request)
