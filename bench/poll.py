@@ -123,7 +123,7 @@ def report(r: dict[str, float]) -> str:
         f"CPU per poll: exporter {r['exporter_cpu']:.2f} s, simulator {r['simulator_cpu']:.2f} s "
         "(the bound counts latency only; both processes share this machine's 2 cores)",
         f"render + deflate per poll ({r['unchanged'] * 100:.0f} % of queues unchanged): {r['render_reuse']:.2f} s "
-        f"reusing unchanged queues' lines, {r['render_no_reuse']:.2f} s without",
+        f"reusing unchanged queues' rows, {r['render_no_reuse']:.2f} s without",
         f"target: CPU per poll (poll + render) with reuse <= half of it without: {r['cpu_reuse']:.2f} s vs "
         f"{r['cpu_no_reuse']:.2f} s = {r['cpu_reuse'] / r['cpu_no_reuse']:.2f} "
         f"(per poll: {r['ratio_min']:.2f}-{r['ratio_max']:.2f}) -> "
