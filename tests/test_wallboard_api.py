@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
-from exporter.wallboard.api import FIGURES, DocumentCache, Selection, alerts_of, queues_document
+from exporter.wallboard.api import FIGURES, SETTING_FIGURES, DocumentCache, Selection, alerts_of, queues_document
 from exporter.wallboard.thresholds import (
     RECORDS,
     ThresholdRules,
@@ -328,10 +328,13 @@ def test_readme_example_is_what_the_api_serves():
     by_api = {name: (key, counter) for name, key, counter in FIGURES}
     gauges = {by_api[n][0]: v for n, v in q["figures"].items() if n in by_api and not by_api[n][1]}
     counters = {by_api[n][0]: v for n, v in q["figures"].items() if n in by_api and by_api[n][1]}
-    figures = QueueFigures(acc["id"], q["id"], q["name"], q["node"], MappingProxyType(gauges), MappingProxyType(counters))
+    settings = {key: q["figures"][name] for name, key in SETTING_FIGURES if name in q["figures"]}
+    figures = QueueFigures(acc["id"], q["id"], q["name"], q["node"], MappingProxyType(gauges), MappingProxyType(counters),
+                           settings=MappingProxyType(settings), agents=q["agents"])
     data_time = example["generated_at"] - acc["data_age_seconds"]
     snap = snapshot(AccountSnapshot(acc["id"], acc["up"], (figures,), data_time=data_time,
-                                    last_success=acc["last_success"], queue_count=acc["queue_count"]))
+                                    last_success=acc["last_success"], queue_count=acc["queue_count"],
+                                    name=acc["name"]))
     served = queues_document(snap, example["generated_at"], example["max_data_age_seconds"],
                              interval=example["interval_seconds"])
     served_q = served["accounts"][0]["queues"][0]

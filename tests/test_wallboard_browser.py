@@ -93,6 +93,10 @@ def test_wallboard_live_in_chromium(browser):
             expect(row.locator(".account")).to_have_text(account_id)  # the name seam: ids until names exist
         # Waits read m:ss.
         expect(page.locator(f"{ROWS} td:nth-child(4)").first).to_have_text(re.compile(r"^\d+:\d\d$"))
+        # Under "Ready / in", the queue's logged-in agents by state, once Kazoo's agent status is read.
+        expect(page.locator(f"{ROWS} td:nth-child(5) .sub").first).to_have_text(
+            re.compile(r"^\d+ (ready|ringing|on call|wrapup|away)( · \d+ (ready|ringing|on call|wrapup|away))*$"),
+            timeout=WAIT_MS)
 
         # Figures change after a poll, without a reload.
         before = page.locator("#board tbody").inner_text()

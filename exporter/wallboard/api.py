@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 
-from exporter.figures import COUNTED
+from exporter.figures import COUNTED, SETTINGS
 from exporter.figures import FIGURES as TABLE
 from exporter.snapshot import QueueFigures, Snapshot, is_fresh
 from exporter.wallboard.thresholds import DEFAULT_RULES, ThresholdRules, Thresholds
@@ -32,6 +32,8 @@ FIGURES: tuple[tuple[str, str, bool], ...] = (
     *((f.metric.removeprefix("qubicle_queue_"), f.key, False) for f in TABLE),
     *(((f.counter or "").removeprefix("qubicle_queue_"), f.key, True) for f in COUNTED),
 )
+# Queue settings from the queue document, named like their metrics too (timeout_seconds, ...).
+SETTING_FIGURES: tuple[tuple[str, str], ...] = tuple((s.metric.removeprefix("qubicle_queue_"), s.key) for s in SETTINGS)
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ def _figures(queue: QueueFigures) -> dict[str, float]:
     for name, key, counter in FIGURES:
         value = (queue.counters if counter else queue.values).get(key)
         if value is not None and math.isfinite(value):  # JSON has no NaN or Infinity
+            out[name] = value
+    for name, key in SETTING_FIGURES:
+        if (value := queue.settings.get(key)) is not None and math.isfinite(value):
             out[name] = value
     calls, abandoned = out.get("daily_sessions"), out.get("daily_abandoned_sessions")
     if calls and abandoned is not None:
@@ -121,7 +126,10 @@ def queues_document(snapshot: Snapshot, now: float, max_data_age: float,
             t = thresholds.for_queue(account_id, q.queue_id)
             queues.append({
                 "id": q.queue_id, "name": q.queue_name, "account_id": account_id, "node": q.node,
-                "age_seconds": age, "figures": figures, "thresholds": _thresholds_dict(t), "alerts": alerts_of(figures, t),
+                "age_seconds": age, "figures": figures,
+                # Logged-in agents by state ({"ready": 2, ...}, every state); null while not known.
+                "agents": None if q.agents is None else dict(q.agents),
+                "thresholds": _thresholds_dict(t), "alerts": alerts_of(figures, t),
             })
         accounts.append({
             "id": account_id, "name": name, "up": account.up, "error": account.error,

@@ -89,7 +89,8 @@
     cell(tr, 2, wait(longest ?? f.estimated_wait_seconds), null, longest === undefined ? "estimated" : undefined);
     cell(tr, 3, wait(f.estimated_wait_seconds), lv.estimated_wait_seconds);
     const agents = `${count(f.available_recipients)} / ${count(f.active_recipients)}`;
-    const states = f.agents_by_state ? Object.entries(f.agents_by_state).map(([s, n]) => `${n} ${s}`).join(" · ") : undefined;
+    // Logged-in agents by state, where Kazoo's agent status is read: "2 ready · 1 on_call · ...".
+    const states = queue.agents ? Object.entries(queue.agents).filter(([, n]) => n).map(([s, n]) => `${n} ${s.replace("_", " ")}`).join(" · ") : undefined;
     cell(tr, 4, agents, lv.available_recipients === "critical" ? "critical" : lv.active_recipients, states);
     cell(tr, 5, count(f.daily_sessions));
     cell(tr, 6, count(f.daily_missed_sessions));
