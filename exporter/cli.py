@@ -15,10 +15,7 @@ import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any, NoReturn
-
-import yaml
 
 from exporter import __version__, yamlsafe
 from exporter.config import (
@@ -197,18 +194,7 @@ def _convert(option: Option, raw: Any, source: str) -> Any:
 
 
 def _load_yaml(path: str) -> dict[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--config: cannot read {path}: {exc.strerror}") from None
-    try:
-        data = yamlsafe.load(text)
-    except yamlsafe.AliasError as exc:
-        raise ConfigError(f"--config: {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"--config: {path} is not valid YAML{where}") from None
+    data = yamlsafe.load_file(path, "--config", ConfigError)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -7,6 +7,7 @@ loader refuses the first alias it meets, before anything is expanded. Anchors al
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -31,3 +32,22 @@ class _NoAliasLoader(yaml.SafeLoader):
 def load(text: str) -> Any:
     """The document in `text`; raises AliasError on an alias, yaml.YAMLError on bad YAML."""
     return yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader subclass: safe
+
+
+def load_file(path: str, flag: str, error: type[ValueError]) -> Any:
+    """The document in the file at `path`, read for `flag`; anything wrong is `error` with one line
+    naming the flag, the file and the problem (never a traceback, never the file's content)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{flag}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise error(f"{flag}: {path} is not UTF-8 text") from None
+    try:
+        return load(text)
+    except AliasError as exc:
+        raise error(f"{flag}: {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise error(f"{flag}: {path} is not valid YAML{where}") from None

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -33,17 +36,10 @@ def shortened_rules(tmp_path: Path) -> list[Path]:
     return paths
 
 
-def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
-    # A frozen clock at 10:00 on a weekday: agents are on shift, no caller arrives by itself, so the
-    # only traffic is the burst below and the healthy queues stay healthy.
-    sim = make_simulator(accounts=1, queues_per_account=3, seed=11, speed=0,
-                         start=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
-    account = sim.account_ids[0]
-    queues = [q for q, _ in sim.queues(account)]
-    target, healthy = queues[0], queues[1:]
-    key_file = tmp_path / "api-key"
-    key_file.write_text(sim.api_key)
-
+@contextmanager
+def paging_pipeline(sim: Any, account: str, key_file: Path, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """The whole path: the exporter polling `sim` every second, a real Prometheus scraping it with the
+    shipped rules (for: shortened) and sending to a real Alertmanager, which posts to a webhook."""
     with webhook_receiver() as receiver, alertmanager(yaml.safe_dump({
         "route": {"receiver": "test", "group_by": ["alertname", "account_id", "queue_id"],
                   "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
@@ -59,20 +55,35 @@ def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
                 "scrape_configs": [{"job_name": "qubicle", "static_configs": [{"targets": [host]}]}],
             }
         ) as prom:
-            # The exporter's counters start at 0 on the first figure they see: the burst must come
-            # after Prometheus has that first sample, or it would be the baseline.
-            prom.wait_for(f'qubicle_queue_abandoned_sessions_total{{queue_id="{target}"}}',
-                          lambda result: len(result) == 1, timeout=30)
-            time.sleep(2)
-            sim.burst(account, target, "abandoned", 20)
+            yield receiver, prom
 
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if any(a["labels"].get("alertname") == "QubicleAbandonRateHigh" for a in receiver.alerts()):
-                    break
-                time.sleep(0.5)
-            time.sleep(3)  # room for any wrong notification to arrive too
-            alerts = receiver.alerts()
+
+def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
+    # A frozen clock at 10:00 on a weekday: agents are on shift, no caller arrives by itself, so the
+    # only traffic is the burst below and the healthy queues stay healthy.
+    sim = make_simulator(accounts=1, queues_per_account=3, seed=11, speed=0,
+                         start=datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
+    account = sim.account_ids[0]
+    queues = [q for q, _ in sim.queues(account)]
+    target, healthy = queues[0], queues[1:]
+    key_file = tmp_path / "api-key"
+    key_file.write_text(sim.api_key)
+
+    with paging_pipeline(sim, account, key_file, tmp_path) as (receiver, prom):
+        # The exporter's counters start at 0 on the first figure they see: the burst must come
+        # after Prometheus has that first sample, or it would be the baseline.
+        prom.wait_for(f'qubicle_queue_abandoned_sessions_total{{queue_id="{target}"}}',
+                      lambda result: len(result) == 1, timeout=30)
+        time.sleep(2)
+        sim.burst(account, target, "abandoned", 20)
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(a["labels"].get("alertname") == "QubicleAbandonRateHigh" for a in receiver.alerts()):
+                break
+            time.sleep(0.5)
+        time.sleep(3)  # room for any wrong notification to arrive too
+        alerts = receiver.alerts()
 
     abandon = [a for a in alerts if a["labels"]["alertname"] == "QubicleAbandonRateHigh"]
     assert abandon, f"no QubicleAbandonRateHigh received; got {[a['labels'] for a in alerts]}"
@@ -104,29 +115,15 @@ def test_callers_near_the_queue_timeout_warn_for_that_queue_only(make_simulator,
     key_file = tmp_path / "api-key"
     key_file.write_text(sim.api_key)
 
-    with webhook_receiver() as receiver, alertmanager(yaml.safe_dump({
-        "route": {"receiver": "test", "group_by": ["alertname", "account_id", "queue_id"],
-                  "group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"},
-        "receivers": [{"name": "test", "webhook_configs": [{"url": receiver.url, "send_resolved": False}]}],
-    })) as am_url, exporter_process("--kazoo-url", sim.url, "--account-id", account,
-                                    "--api-key-file", str(key_file), "--interval", "1") as exporter:
-        host = exporter.url.removeprefix("http://")
-        with prometheus(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_url.removeprefix("http://")]}]}]},
-                "rule_files": [str(p) for p in shortened_rules(tmp_path)],
-                "scrape_configs": [{"job_name": "qubicle", "static_configs": [{"targets": [host]}]}],
-            }
-        ) as prom:
-            prom.wait_for("qubicle_queue_timeout_seconds", lambda result: len(result) == 2, timeout=60)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if any(a["labels"].get("alertname") == "QubicleCallersNearTimeout" for a in receiver.alerts()):
-                    break
-                time.sleep(0.5)
-            time.sleep(3)  # room for any wrong notification to arrive too
-            alerts = receiver.alerts()
+    with paging_pipeline(sim, account, key_file, tmp_path) as (receiver, prom):
+        prom.wait_for("qubicle_queue_timeout_seconds", lambda result: len(result) == 2, timeout=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(a["labels"].get("alertname") == "QubicleCallersNearTimeout" for a in receiver.alerts()):
+                break
+            time.sleep(0.5)
+        time.sleep(3)  # room for any wrong notification to arrive too
+        alerts = receiver.alerts()
 
     near = [a for a in alerts if a["labels"]["alertname"] == "QubicleCallersNearTimeout"]
     assert near, f"no QubicleCallersNearTimeout received; got {[a['labels'] for a in alerts]}"

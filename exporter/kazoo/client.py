@@ -15,7 +15,7 @@ import os
 import ssl
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import quote, urlsplit
@@ -503,21 +503,8 @@ class KazooClient:
 
         Ids absent from Kazoo's answer are absent here (the poller counts them).
         """
-        ids = list(dict.fromkeys(q for q in queue_ids if isinstance(q, str) and q))
-        size = self._settings.status_batch_size
-        batches = [ids[i:i + size] for i in range(0, len(ids), size)]
-        if len(batches) == 1:  # the usual case: no task to spawn
-            return await self._status_batch(account_id, batches[0])
-        # Batches run concurrently; every one is awaited before the first error is raised, so no
-        # request is left running behind the caller's back.
-        results = await asyncio.gather(*(self._status_batch(account_id, batch) for batch in batches),
-                                       return_exceptions=True)
-        merged: dict[str, Any] = {}
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            merged.update(result)
-        return merged
+        return await _batched(queue_ids, self._settings.status_batch_size,
+                              lambda batch: self._status_batch(account_id, batch))
 
     async def _status_batch(self, account_id: str, queue_ids: list[str]) -> dict[str, Any]:
         wire = queue_list_status_request(self._account_path(account_id), queue_ids, self._settings.status_via_post)
@@ -537,10 +524,6 @@ class KazooClient:
                                 batch_size: int = 100) -> dict[str, Any]:
         """Raw recipient (agent) status objects by user id: POST .../qubicle_recipients/status, one
         request per batch of `batch_size` ids. Ids absent from Kazoo's answer are absent here."""
-        ids = list(dict.fromkeys(r for r in recipient_ids if isinstance(r, str) and r))
-        if not ids:
-            return {}
-        size = max(1, batch_size)
         path = f"{self._account_path(account_id)}/qubicle_recipients/status"
 
         async def batch(chunk: list[str]) -> dict[str, Any]:
@@ -553,16 +536,7 @@ class KazooClient:
                 raise BadResponseError(f"POST {path}: 'data' is neither an object nor a list of recipient statuses")
             return found
 
-        chunks = [ids[i:i + size] for i in range(0, len(ids), size)]
-        if len(chunks) == 1:
-            return await batch(chunks[0])
-        results = await asyncio.gather(*(batch(c) for c in chunks), return_exceptions=True)
-        merged: dict[str, Any] = {}
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            merged.update(result)
-        return merged
+        return await _batched(recipient_ids, batch_size, batch)
 
     async def list_recipients(self, account_id: str) -> dict[str, str]:
         """Every Qubicle recipient (agent) of the account: name by user id; {} without Qubicle (404)."""
@@ -601,3 +575,26 @@ def _forbidden(account_id: str) -> ForbiddenError:
 
 
 __all__ = ["ClientSettings", "Credentials", "KazooClient", "KazooError"]
+
+
+async def _batched(ids: Sequence[str], size: int,
+                   fetch: Callable[[list[str]], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """`fetch` of the distinct non-empty ids, `size` at a time, merged.
+
+    Batches run concurrently; every one is awaited before the first error is raised, so no request
+    is left running behind the caller's back. One batch (the usual case) spawns no task.
+    """
+    distinct = list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
+    if not distinct:
+        return {}
+    size = max(1, size)
+    batches = [distinct[i:i + size] for i in range(0, len(distinct), size)]
+    if len(batches) == 1:
+        return await fetch(batches[0])
+    results = await asyncio.gather(*(fetch(batch) for batch in batches), return_exceptions=True)
+    merged: dict[str, Any] = {}
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        merged.update(result)
+    return merged

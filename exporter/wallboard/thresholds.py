@@ -14,11 +14,8 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-
-import yaml
 
 from exporter import yamlsafe
 from exporter.config import ConfigError
@@ -112,18 +109,7 @@ def load_thresholds(paths: Iterable[str]) -> ThresholdRules:
     accounts: dict[str, dict[str, float]] = {}
     queues: dict[tuple[str, str], dict[str, float]] = {}
     for path in paths:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ThresholdsError(f"--alert-thresholds: cannot read {path}: {exc.strerror}") from None
-        try:
-            data = yamlsafe.load(text)
-        except yamlsafe.AliasError as exc:
-            raise ThresholdsError(f"--alert-thresholds: {path}: {exc}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise ThresholdsError(f"--alert-thresholds: {path} is not valid YAML{where}") from None
+        data = yamlsafe.load_file(path, "--alert-thresholds", ThresholdsError)
         for account, queue, name, value in parse_rules(data, path):
             scope = queues.setdefault((account, queue), {}) if queue else (
                 accounts.setdefault(account, {}) if account else default)

@@ -41,8 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from exporter import yamlsafe
 from exporter.web.auth import BasicAuth
 
@@ -348,20 +346,7 @@ def parse_web_config(data: Any, base_dir: Path) -> WebConfig:
 def load_web_config(path: str) -> WebConfig:
     """Reads and validates the file, and loads the certificates now: a bad file fails at start,
     not at the first TLS handshake."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WebConfigError(f"--web.config.file: cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise WebConfigError(f"--web.config.file: {path} is not UTF-8 text") from None
-    try:
-        data = yamlsafe.load(text)
-    except yamlsafe.AliasError as exc:
-        raise WebConfigError(f"--web.config.file: {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise WebConfigError(f"--web.config.file: {path} is not valid YAML{at}") from None
+    data = yamlsafe.load_file(path, "--web.config.file", WebConfigError)
     config = parse_web_config(data, Path(path).resolve().parent)
     config.ssl_context()
     return config
