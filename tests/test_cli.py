@@ -250,6 +250,7 @@ def test_readme_documents_every_flag_and_env_var():
             assert f"`{alias}`" in table, alias
 
 
+@pytest.mark.e2e
 def test_help_shows_every_subcommand_that_the_architecture_names():
     architecture = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
     row = next(line for line in architecture.splitlines() if line.startswith("| `exporter/cli.py`"))
@@ -276,6 +277,7 @@ def test_a_malformed_kazoo_url_is_named_without_its_userinfo_or_query(key_file, 
     assert "PW-s3cret" not in str(info.value) and "kz.test" in str(info.value)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("url", ["http://admin:PW-s3cret@kz.test:8000", "http://kz.test:8000/?password=PW-s3cret"])
 def test_a_wellformed_kazoo_url_with_userinfo_or_query_exits_2_without_echoing_it(tmp_path, url):
     key = tmp_path / "key"
@@ -285,6 +287,7 @@ def test_a_wellformed_kazoo_url_with_userinfo_or_query_exits_2_without_echoing_i
     assert len(result.stderr.strip().splitlines()) == 1 and "PW-s3cret" not in result.stderr + result.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flag", ["--api-key", "--password", "--auth-token", "--api-key-f"])
 def test_secret_flags_are_not_abbreviations_of_the_file_flags(flag):
     result = run_cli("--kazoo-url", "http://kz.test", "--account-id", ACC1, flag, "PW-s3cret")
@@ -293,6 +296,7 @@ def test_secret_flags_are_not_abbreviations_of_the_file_flags(flag):
     assert "cannot read" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_every_flag_must_be_spelt_out():
     for args in (["--inter", "5", "--demo"], ["--dem"]):
         result = run_cli(*args)

@@ -14,8 +14,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from conftest import ROOT, exporter_process, free_port
+
+pytestmark = pytest.mark.e2e  # starts processes (the exporter, sh, the image's health check)
+
 
 README = (ROOT / "README.md").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

@@ -205,6 +205,7 @@ def test_every_runbook_url_has_a_section():
         assert anchor in anchors, f"docs/runbooks.md has no section for #{anchor}"
 
 
+@pytest.mark.e2e
 def test_the_seds_in_the_docs_replace_every_placeholder(tmp_path: Path):
     """docs/alerts.md shows one sed per placeholder URL: run them as a user would, on a copy."""
     seds = re.findall(r"`(sed -i '[^']+' qubicle\.alerts\.yml)`", ALERTS_DOC.read_text())

@@ -401,6 +401,7 @@ def test_account_document_and_queue_document_styles(make_simulator):
     assert queue["timeout"] == "600" and queue["ring_timeout"] == "20"
 
 
+@pytest.mark.e2e
 def test_help_describes_every_flag_and_the_user_login_it_documents_works(tmp_path):
     from exporter.simulator.cli import build_parser
 

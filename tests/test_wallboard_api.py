@@ -306,6 +306,7 @@ async def test_basic_auth_of_the_web_config_covers_page_and_api(tmp_path):
         await server.stop()
 
 
+@pytest.mark.e2e
 def test_bad_thresholds_flag_exits_2_with_one_line(tmp_path):
     import subprocess
     import sys
