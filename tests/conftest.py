@@ -136,3 +136,24 @@ def exporter_process(*args: str, env: dict[str, str] | None = None, ready: bool 
     with managed_process(argv, name="exporter", ready=check, timeout=timeout, env=full_env, cwd=ROOT,
                          preexec_fn=preexec_fn) as (proc, wd):
         yield ExporterProcess(url, proc, wd / "exporter.log")
+
+
+# ---- a real browser: Debian's chromium driven by Playwright (the pages' tests) ------------------
+
+CHROMIUM = "/usr/bin/chromium"
+# No sandbox: the tests run as root in CI. The rest keeps chromium off the network and quiet.
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through its executable_path (a Playwright browser download cannot work here)."""
+    from playwright.sync_api import sync_playwright
+
+    # A missing browser is a failure, not a skip: scripts/install-tools installs Debian's chromium.
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/install-tools (Debian package chromium)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

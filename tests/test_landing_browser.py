@@ -8,14 +8,12 @@ no script run.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 from conftest import exporter_process
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from exporter.config import Settings
 from exporter.snapshot import AccountSnapshot, Snapshot
@@ -23,22 +21,8 @@ from exporter.web import landing_page
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-# No sandbox: the tests run as root in CI. The rest keeps chromium off the network and quiet.
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
 WAIT_MS = 60_000
 UTC_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # A missing browser is a failure, not a skip: scripts/install-tools installs Debian's chromium.
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/install-tools (Debian package chromium)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def test_landing_page_of_a_running_exporter(browser: Browser):

@@ -8,33 +8,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from conftest import ExporterProcess, exporter_process
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-# No sandbox: the tests run as root in CI. The rest keeps chromium off the network and quiet.
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
 XSS = "<img src=x onerror=alert(1)>"
 WAIT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # A missing browser is a failure, not a skip: scripts/install-tools installs Debian's chromium.
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/install-tools (Debian package chromium)"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def new_page(browser: Browser, width: int = 1920, height: int = 1080) -> tuple[Page, list[str]]:
