@@ -11,7 +11,7 @@ import statistics
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import structlog
@@ -213,19 +213,10 @@ class Poller:
         stats.errors[reason] += 1
         self._metrics.poll_error(account_id, reason)
         log.warning("account_poll_failed", account_id=account_id, reason=reason, error=message)
-        # Keep the last good figures: the render hides them once older than --max-data-age.
-        return AccountSnapshot(
-            account_id=account_id,
-            up=False,
-            queues=previous.queues if previous else (),
-            data_time=previous.data_time if previous else None,
-            last_success=previous.last_success if previous else None,
-            queue_count=previous.queue_count if previous else None,
-            error=reason,
-            name=previous.name if previous else None,
-            agents=previous.agents if previous else None,
-            agent_list=previous.agent_list if previous else (),
-        )
+        # Keep everything last known (the render hides the figures once older than --max-data-age).
+        if previous is None:
+            return AccountSnapshot(account_id=account_id, up=False, error=reason)
+        return replace(previous, up=False, error=reason)
 
     async def _fetch(self, account_id: str, queues: list[QueueRef]) -> tuple[dict[str, object], AgentData | None]:
         """The queues' statuses and, side by side (their latencies overlap), the agents' status."""
