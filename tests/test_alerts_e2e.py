@@ -58,6 +58,19 @@ def paging_pipeline(sim: Any, account: str, key_file: Path, tmp_path: Path) -> I
             yield receiver, prom
 
 
+def received_after(receiver: Any, alertname: str) -> list[dict[str, Any]]:
+    """Every notification the webhook has, once `alertname` arrived (or after 60 s), plus 3 s of
+    room for any wrong notification to arrive too."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if any(a["labels"].get("alertname") == alertname for a in receiver.alerts()):
+            break
+        time.sleep(0.5)
+    time.sleep(3)
+    alerts: list[dict[str, Any]] = receiver.alerts()
+    return alerts
+
+
 def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
     # A frozen clock at 10:00 on a weekday: agents are on shift, no caller arrives by itself, so the
     # only traffic is the burst below and the healthy queues stay healthy.
@@ -77,13 +90,7 @@ def test_abandon_burst_pages_for_that_queue_only(make_simulator, tmp_path):
         time.sleep(2)
         sim.burst(account, target, "abandoned", 20)
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(a["labels"].get("alertname") == "QubicleAbandonRateHigh" for a in receiver.alerts()):
-                break
-            time.sleep(0.5)
-        time.sleep(3)  # room for any wrong notification to arrive too
-        alerts = receiver.alerts()
+        alerts = received_after(receiver, "QubicleAbandonRateHigh")
 
     abandon = [a for a in alerts if a["labels"]["alertname"] == "QubicleAbandonRateHigh"]
     assert abandon, f"no QubicleAbandonRateHigh received; got {[a['labels'] for a in alerts]}"
@@ -117,13 +124,7 @@ def test_callers_near_the_queue_timeout_warn_for_that_queue_only(make_simulator,
 
     with paging_pipeline(sim, account, key_file, tmp_path) as (receiver, prom):
         prom.wait_for("qubicle_queue_timeout_seconds", lambda result: len(result) == 2, timeout=60)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(a["labels"].get("alertname") == "QubicleCallersNearTimeout" for a in receiver.alerts()):
-                break
-            time.sleep(0.5)
-        time.sleep(3)  # room for any wrong notification to arrive too
-        alerts = receiver.alerts()
+        alerts = received_after(receiver, "QubicleCallersNearTimeout")
 
     near = [a for a in alerts if a["labels"]["alertname"] == "QubicleCallersNearTimeout"]
     assert near, f"no QubicleCallersNearTimeout received; got {[a['labels'] for a in alerts]}"
