@@ -141,9 +141,6 @@ class _Deflated:
         parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
         return cls(b"".join(parts), crc, size)
 
-    def plain(self) -> bytes:
-        return isal_zlib.decompressobj(-zlib.MAX_WBITS).decompress(self.data)
-
     def plain_pieces(self) -> Iterator[bytes]:
         """The text, inflated piece by piece as it is read (~15 ms per 23 MB): never kept whole."""
         inflater = isal_zlib.decompressobj(-zlib.MAX_WBITS)
