@@ -118,7 +118,7 @@ class QueueModel:
             candidates = [self.next_arrival, self.next_minute, midnight]
             candidates += [a.until for a in self.agents.values() if a.until < math.inf]
             if self.waiting:
-                timeout = float(self.settings["timeout"])  # type: ignore[arg-type]
+                timeout = self.setting("timeout")
                 candidates.append(min(c.gives_up for c in self.waiting))
                 candidates.append(self.waiting[0].arrived + timeout)
             t = min(candidates)
@@ -163,7 +163,7 @@ class QueueModel:
                 agent.changed_at = t
 
     def _end_periods(self, t: float) -> None:
-        wrapup = float(self.settings["agent_wrapup_time"])  # type: ignore[arg-type]
+        wrapup = self.setting("agent_wrapup_time")
         for agent in self.agents.values():
             if agent.until > t:
                 continue
@@ -193,7 +193,7 @@ class QueueModel:
         agent.talk += talk
 
     def _give_up(self, t: float) -> None:
-        timeout = float(self.settings["timeout"])  # type: ignore[arg-type]
+        timeout = self.setting("timeout")
         kept: deque[Caller] = deque()
         for caller in self.waiting:
             if t >= caller.arrived + timeout:
@@ -206,7 +206,7 @@ class QueueModel:
 
     def _arrive(self, t: float) -> None:
         self.daily.total += 1
-        size_limit = int(self.settings["timeout_if_size_exceeds"])  # type: ignore[call-overload]
+        size_limit = int(self.setting("timeout_if_size_exceeds"))
         if (size_limit and len(self.waiting) >= size_limit) or (
             self.settings["timeout_immediately_if_empty"] and self.logged_in() == 0
         ):
@@ -215,7 +215,7 @@ class QueueModel:
         self.waiting.append(Caller(arrived=t, gives_up=t + self.rng.expovariate(1.0 / self.patience_mean)))
 
     def _route(self, t: float) -> None:
-        ring = float(self.settings["ring_timeout"])  # type: ignore[arg-type]
+        ring = self.setting("ring_timeout")
         ready = [a for a in self.agents.values() if a.state == "ready"]
         if not ready or not self.waiting:
             return
@@ -251,8 +251,15 @@ class QueueModel:
         if ready > len(self.waiting):
             return 0
         handling = max(1, sum(1 for a in self.agents.values() if a.state in ("busy", "wrapup", "ringing", "ready")))
-        per_call = self.talk_mean + float(self.settings["agent_wrapup_time"])  # type: ignore[arg-type]
+        per_call = self.talk_mean + self.setting("agent_wrapup_time")
         return int(round((len(self.waiting) + 1) * per_call / handling))
+
+    def setting(self, key: str) -> float:
+        """A numeric queue setting; the control API may have written it as a string, as Kazoo may."""
+        value = self.settings[key]
+        if not isinstance(value, (int, float, str)):
+            raise TypeError(f"queue setting {key!r} is not a number: {value!r}")
+        return float(value)
 
     def status(self, longest_wait: bool) -> dict[str, object]:
         waiting = len(self.waiting) + sum(1 for a in self.agents.values() if a.state == "ringing")

@@ -201,7 +201,7 @@ class SimState:
                 agents = max(1, int(per_queue) + self.rng.randint(-2, 2)) if per_queue else 0
             # Load between 0.6 and 1.1 of what the logged-in agents can take at the peak, so the
             # demo shows waits, abandons and misses at busy hours and calm at night.
-            per_agent = 3600.0 / (queue.talk_mean + float(queue.settings["agent_wrapup_time"]))  # type: ignore[arg-type]
+            per_agent = 3600.0 / (queue.talk_mean + queue.setting("agent_wrapup_time"))
             queue.peak_per_hour = max(2.0, agents * per_agent * self.rng.uniform(0.6, 1.1) * 0.7)
             queue.patience_mean = self.rng.uniform(60, 240)
             queue.node = f"qubicle@kz{self.rng.randint(1, 3)}.example.net"
