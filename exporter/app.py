@@ -6,7 +6,7 @@ import asyncio
 import gc
 import signal
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -107,9 +107,7 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
         await client.aclose()
 
 
-def _now():  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def _now() -> datetime:
     return datetime.now(UTC)
 
 
