@@ -91,6 +91,13 @@ def test_fault_soak(make_simulator, tmp_path):
                     f"{phase.scrapes} scrapes; up: {sorted(ups.values()).count(1.0)}/{len(ups)}"
                 time.sleep(0.5)
 
+        def polls_done() -> float:
+            for family in text_string_to_metric_families(exporter.get("/metrics").text):
+                for sample in family.samples:
+                    if sample.name == "qubicle_poll_duration_seconds_count":
+                        return sample.value
+            raise AssertionError("no qubicle_poll_duration_seconds_count served")
+
         def all_up(phase: Phase, ups: dict[str, float]) -> bool:
             return len(ups) == len(accounts) and all(v == 1 for v in ups.values())
 
@@ -102,8 +109,12 @@ def test_fault_soak(make_simulator, tmp_path):
             timeouts = sum(line.startswith("qubicle_queue_timeout_seconds{") for line in lines)
             return timeouts == sum(line.startswith("qubicle_queue_info{") for line in lines) > 0
 
-        # 1. Warm-up without faults: every account up, every queue's settings known.
+        # 1. Warm-up without faults: every account up, every queue's settings known, then ten more
+        # polls, so that the baseline is the steady state (every format rendered, every cache and
+        # the allocator's arenas filled), not a moment of the fill.
         run("warm-up", settled)
+        polls_settled = polls_done()
+        run("steady", lambda phase, ups: polls_done() >= polls_settled + 10)
         rss_warm = rss_kib(pid)
 
         # 2. Faults on the faulty accounts; the healthy ones must not notice. Done once the faults
