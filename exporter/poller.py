@@ -64,7 +64,11 @@ class Poller:
         *,
         on_snapshot: Callable[[Snapshot], None] = lambda snapshot: None,
         clock: Callable[[], float] = time.time,
+        reuse_unchanged: bool = True,
     ) -> None:
+        # reuse_unchanged off: every queue parsed and built anew at every poll, so that nothing
+        # downstream can reuse its row either (bench/poll.py's comparison; same figures either way).
+        self._reuse_unchanged = reuse_unchanged
         self._settings = settings
         self._client = client
         self._metrics = metrics
@@ -140,10 +144,14 @@ class Poller:
         pace to go by). Each account still gets one status request per batch per poll (plus a
         listing when discovery is due): more accounts at once never means more requests to any
         one account, so Crossbar's per-account rate limit is not touched by it.
+
+        Until a poll has succeeded there is nothing to show (/-/ready says no): that poll aims to
+        be done as soon as it can, at up to --max-concurrency accounts at once, instead of within
+        the share of the interval.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        target = self._settings.interval * POLL_TARGET_SHARE
+        target = self._settings.interval * POLL_TARGET_SHARE if self._pace is not None else 0.0
         cap = self._settings.max_concurrency
         allowed = min(CONCURRENCY_FLOOR, cap)
         limit = asyncio.Semaphore(allowed)  # grown by release(): permits are only ever added
@@ -275,7 +283,7 @@ class Poller:
             if raw is None:
                 missing += 1
                 continue
-            seen = previous.get(queue.id)
+            seen = previous.get(queue.id) if self._reuse_unchanged else None
             if seen is not None and seen[0] == raw and seen[1].queue_name == queue.name:
                 last[queue.id] = seen
                 figures.append(seen[1])

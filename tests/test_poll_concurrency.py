@@ -77,6 +77,21 @@ async def test_a_fast_kazoo_keeps_the_floor_and_the_ceiling_is_respected(sim):
         await client.aclose()
 
 
+async def test_the_first_poll_runs_at_the_ceiling_to_be_ready_soon_and_later_ones_at_their_pace(sim):
+    # Nothing is shown before the first poll succeeds: it goes as fast as --max-concurrency lets it,
+    # where later polls of the same quick accounts settle at the floor (done well within the interval).
+    poller, requests, _, client = await polled(sim, interval=10.0, max_concurrency=30)
+    try:
+        await poller.poll()
+        assert poller.concurrency == 30
+        before = Counter(requests)
+        await poller.poll()
+        assert poller.concurrency == CONCURRENCY_FLOOR
+        assert requests - before == Counter({"queue_list_status": ACCOUNTS})  # still one request per account
+    finally:
+        await client.aclose()
+
+
 async def test_a_poll_slower_than_max_data_age_says_which_figures_it_hid(sim):
     """What served 9,960 of 10,000 queues: the accounts fetched first in a poll that took longer than
     --max-data-age were already stale when the snapshot was published, and hidden without a word."""
