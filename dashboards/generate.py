@@ -432,6 +432,12 @@ def exporter_dashboard() -> dict[str, Any]:
                                 "p99 {{instance}}", "B"),
                           description="One poll covers every account of the instance; it should stay well "
                                       "below the poll interval."))
+        .with_panel(graph("Queues hidden by slow polls", "short",
+                          query('max by (instance) (qubicle_poll_hidden_queues{job=~"$job"})', "{{instance}}"),
+                          steps=((None, "transparent"), (1, RED)),
+                          description="Queues Kazoo answered for that were already older than --max-data-age "
+                                      "when the poll ended, so they are missing from /metrics. "
+                                      "QubiclePollHidesQueues fires after 5 minutes above 0."))
         .with_panel(graph("Kazoo API requests by endpoint and code", "reqps",
                           query('sum by (endpoint, code) (rate(qubicle_api_requests_total{job=~"$job"}'
                                 '[$__rate_interval]))', "{{endpoint}} {{code}}")))

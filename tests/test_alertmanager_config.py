@@ -37,6 +37,7 @@ EXPECTED_RECEIVER = {
     ("QubicleExporterDown", "critical"): "oncall-pager",
     ("QubicleDataStale", "warning"): "team-chat",
     ("QubicleAccountHasNoQueues", "warning"): "team-chat",
+    ("QubiclePollHidesQueues", "warning"): "team-chat",
 }
 
 
@@ -67,7 +68,7 @@ def test_routing(alert: str, severity: str):
     labels = [f"alertname={alert}", f"severity={severity}", "job=qubicle", "instance=exporter:10147",
               "account_id=acc-a"]
     if alert not in {"QubicleKazooUnreachable", "QubicleExporterDown", "QubicleDataStale",
-                     "QubicleAccountHasNoQueues"}:
+                     "QubicleAccountHasNoQueues", "QubiclePollHidesQueues"}:
         labels += ["queue_id=q-sales", "queue_name=Sales"]
     result = amtool("config", "routes", "test", f"--config.file={CONFIG}",
                     f"--verify.receivers={EXPECTED_RECEIVER[alert, severity]}", *labels)

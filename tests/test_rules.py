@@ -57,6 +57,7 @@ PINNED_ALERTS = {
     "QubicleExporterDown": ("5m", {"critical"}),
     "QubicleDataStale": ("2m", {"warning"}),
     "QubicleAccountHasNoQueues": ("1h", {"warning"}),
+    "QubiclePollHidesQueues": ("5m", {"warning"}),
 }
 QUEUE_ALERTS = {"QubicleSessionsMissed", "QubicleAbandonRateHigh", "QubicleCallersWaitingNoAgentReady",
                 "QubicleNoAgentsLoggedIn", "QubicleEstimatedWaitHigh", "QubicleCallersNearTimeout"}
@@ -119,6 +120,9 @@ MUTATIONS = [
      "queue {{ $labels.queue_name }}.'", "sessions_missed.yaml"),
     ("qubicle.alerts.yml", "for: 1h", "for: 2h", "account_has_no_queues.yaml"),
     ("qubicle.alerts.yml", "qubicle_up == 1", "qubicle_up >= 0", "account_has_no_queues.yaml"),
+    ("qubicle.alerts.yml", "qubicle_poll_hidden_queues > 0", "qubicle_poll_hidden_queues > 1", "poll_hides_queues.yaml"),
+    ("qubicle.alerts.yml", "for: 5m\n        labels:\n          severity: warning\n        annotations:\n          summary: qubicle-exporter",
+     "for: 2m\n        labels:\n          severity: warning\n        annotations:\n          summary: qubicle-exporter", "poll_hides_queues.yaml"),
     # Without the override file, the overridden queues fire like the others.
     ("tests/overrides.yaml", "  - ../overrides.example.yml\n", "", "overrides.yaml"),
 ]
