@@ -107,6 +107,7 @@ def test_promtool_unit_tests(unit_test: Path):
 
 
 # The unit tests must be able to fail: break the rules in a copy and watch promtool catch it.
+HIDES_FOR = "qubicle_poll_hidden_queues > 0\n        for: {}"
 MUTATIONS = [
     # (file to change, old text, new text, unit test that must now fail)
     ("qubicle.rules.yml", "expr: vector(0.10)", "expr: vector(0.12)", "abandon_rate.yaml"),
@@ -120,9 +121,9 @@ MUTATIONS = [
      "queue {{ $labels.queue_name }}.'", "sessions_missed.yaml"),
     ("qubicle.alerts.yml", "for: 1h", "for: 2h", "account_has_no_queues.yaml"),
     ("qubicle.alerts.yml", "qubicle_up == 1", "qubicle_up >= 0", "account_has_no_queues.yaml"),
-    ("qubicle.alerts.yml", "qubicle_poll_hidden_queues > 0", "qubicle_poll_hidden_queues > 1", "poll_hides_queues.yaml"),
-    ("qubicle.alerts.yml", "for: 5m\n        labels:\n          severity: warning\n        annotations:\n          summary: qubicle-exporter",
-     "for: 2m\n        labels:\n          severity: warning\n        annotations:\n          summary: qubicle-exporter", "poll_hides_queues.yaml"),
+    ("qubicle.alerts.yml", "qubicle_poll_hidden_queues > 0", "qubicle_poll_hidden_queues > 1",
+     "poll_hides_queues.yaml"),
+    ("qubicle.alerts.yml", HIDES_FOR.format("5m"), HIDES_FOR.format("2m"), "poll_hides_queues.yaml"),
     # Without the override file, the overridden queues fire like the others.
     ("tests/overrides.yaml", "  - ../overrides.example.yml\n", "", "overrides.yaml"),
 ]
