@@ -14,6 +14,7 @@ import httpx
 import pytest
 from conftest import ExporterProcess, exporter_process
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +49,28 @@ def queues(exporter: ExporterProcess) -> list[tuple[str, str, str]]:
 ROWS = "#board tbody tr"
 
 
+SPILL = """() => [...document.querySelectorAll('#board tbody td')].flatMap(td => {
+        const box = td.getBoundingClientRect();
+        // Text cut with an ellipsis (a long queue name) is shown as cut, on purpose; text running
+        // past its box is not.
+        return [td, ...td.querySelectorAll('span')].filter(s => {
+            const r = s.getBoundingClientRect(), runs = getComputedStyle(s).overflowX === 'visible';
+            return r.right > box.right + 0.5 || r.bottom > box.bottom + 0.5 || r.left < box.left - 0.5
+                || (runs && s.scrollWidth > s.clientWidth + 0.5);
+        }).map(s => s === td ? `cell: ${td.textContent}` : s.textContent);
+    })"""
+
+
+def assert_cells_hold_their_text(page: Page) -> None:
+    """Nothing in a cell runs into the next column or row (the agents' line under "Ready / in")."""
+    try:  # the page fits its rows to the screen at its next draw (every second)
+        page.wait_for_function(f"() => ({SPILL})().length === 0", timeout=15_000)
+    except PlaywrightTimeoutError:
+        pass
+    spill = page.evaluate(SPILL)
+    assert spill == [], f"{page.viewport_size}: {spill}"
+
+
 def assert_fits(page: Page, rows: int | None = None) -> None:
     """No scrollbar, and every row inside the viewport."""
     fit = page.evaluate("""() => {
@@ -79,7 +102,7 @@ def test_wallboard_live_in_chromium(browser):
         expect(page.locator(f"{ROWS} td:nth-child(4)").first).to_have_text(re.compile(r"^\d+:\d\d$"))
         # Under "Ready / in", the queue's logged-in agents by state, once Kazoo's agent status is read.
         expect(page.locator(f"{ROWS} td:nth-child(5) .sub").first).to_have_text(
-            re.compile(r"^\d+ (ready|ringing|on call|wrapup|away)( · \d+ (ready|ringing|on call|wrapup|away))*$"),
+            re.compile(r"^\d+\s(ready|ringing|on\scall|wrapup|away)( · \d+\s(ready|ringing|on\scall|wrapup|away))*$"),
             timeout=WAIT_MS)
 
         # Figures change after a poll, without a reload.
@@ -106,8 +129,16 @@ def test_wallboard_live_in_chromium(browser):
         assert page.locator("#board img").count() == 0
         assert dialogs == []
 
-        # 8 queues fit a 1920x1080 screen: no scrollbar, every row inside the viewport.
+        # 8 queues fit a 1920x1080 screen: no scrollbar, every row inside the viewport, and the
+        # agents by state stay in their column, however many states a queue has.
         assert_fits(page, rows=8)
+        expect(page.locator(f"{ROWS} td:nth-child(5) .sub")).to_have_count(8, timeout=WAIT_MS)
+        assert_cells_hold_their_text(page)
+        # The same on other screens: a small TV, an old 4:3 monitor, a 4K TV.
+        for width, height in ((1280, 720), (1024, 768), (3840, 2160)):
+            page.set_viewport_size({"width": width, "height": height})
+            assert_cells_hold_their_text(page)
+        page.set_viewport_size({"width": 1920, "height": 1080})
 
         # A filtered board: only the queues asked for (several allowed), by name.
         filtered, _ = new_page(browser)

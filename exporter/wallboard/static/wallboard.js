@@ -89,8 +89,10 @@
     cell(tr, 2, wait(longest ?? f.estimated_wait_seconds), null, longest === undefined ? "estimated" : undefined);
     cell(tr, 3, wait(f.estimated_wait_seconds), lv.estimated_wait_seconds);
     const agents = `${count(f.available_recipients)} / ${count(f.active_recipients)}`;
-    // Logged-in agents by state, where Kazoo's agent status is read: "2 ready · 1 on_call · ...".
-    const states = queue.agents ? Object.entries(queue.agents).filter(([, n]) => n).map(([s, n]) => `${n} ${s.replace("_", " ")}`).join(" · ") : undefined;
+    // Logged-in agents by state, where Kazoo's agent status is read: "2 ready · 1 on call · ...".
+    // No-break spaces within "1 on call": a line that does not fit breaks between states only.
+    const states = queue.agents ? Object.entries(queue.agents).filter(([, n]) => n)
+      .map(([s, n]) => `${n}\u00a0${s.replace("_", "\u00a0")}`).join(" · ") : undefined;
     cell(tr, 4, agents, lv.available_recipients === "critical" ? "critical" : lv.active_recipients, states);
     cell(tr, 5, count(f.daily_sessions));
     cell(tr, 6, count(f.daily_missed_sessions));
