@@ -162,6 +162,21 @@ async def test_callers_waiting_on_a_failed_renewal_keep_the_token_without_trying
     assert {r.token for r in kazoo.crossbar.requests("queues")} == {kazoo.crossbar.issued[0]}
 
 
+async def test_a_reauthentication_that_fails_for_a_passing_reason_is_that_failure(kazoo, clock, captured_logs):
+    # After a 401 the held token is known bad: a 5xx from the authentication is the caller's error
+    # (reason server_error), not "keep the token" as for a renewal before exp.
+    client = kazoo.client(retries=0)
+    await client.list_queues(OTHER)
+    kazoo.crossbar.expire_all()
+    kazoo.crossbar.script["api_auth"] = [error_answer(503)]
+    error = await kazoo.fails(client.list_queues(OTHER), ServerError)
+    assert str(error) == "PUT /v2/api_auth: HTTP 503"
+    assert kazoo.codes("queues")[-1] == "401" and len(kazoo.crossbar.requests("queues")) == 2
+    assert events(captured_logs, "kazoo_token_renewal_failed") == []
+    assert await client.list_queues(OTHER)  # Kazoo is back: the next 401 re-authenticates
+    assert kazoo.crossbar.count("api_auth") == 3 and kazoo.reauths == 1
+
+
 # ---- rejected credentials: the gate ----------------------------------------------------------------
 
 async def test_credential_backoff_doubles_up_to_its_maximum_to_the_second(kazoo, clock, captured_logs):
