@@ -177,6 +177,33 @@ async def test_a_reauthentication_that_fails_for_a_passing_reason_is_that_failur
     assert kazoo.crossbar.count("api_auth") == 3 and kazoo.reauths == 1
 
 
+async def test_callers_with_a_valid_token_do_not_queue_behind_a_reauthentication(kazoo):
+    # Single flight holds only the callers that saw the token fail: while one 401's
+    # re-authentication hangs, a caller whose token is fine goes straight to Kazoo.
+    client = kazoo.client()
+    await client.list_queues(OTHER)
+    release = asyncio.Event()
+
+    async def slow_auth(request: Any) -> Any:
+        await release.wait()
+        return await kazoo.crossbar.api_auth(request)
+
+    kazoo.crossbar.script["queues"] = [_deny]
+    kazoo.crossbar.script["api_auth"] = [slow_auth]
+    refused = asyncio.create_task(client.list_queues(OTHER))
+    deadline = time.monotonic() + 30
+    while kazoo.crossbar.count("api_auth") < 2:
+        assert time.monotonic() < deadline, f"no re-authentication started; requests: {kazoo.events}"
+        await asyncio.sleep(0.01)
+    other = asyncio.create_task(client.list_queues(OTHER))
+    done, _ = await asyncio.wait({other}, timeout=30)
+    assert done, "a caller with a valid token waited for another caller's re-authentication"
+    assert kazoo.crossbar.requests("queues")[-1].token == kazoo.crossbar.issued[0]
+    release.set()
+    assert await refused
+    assert kazoo.crossbar.requests("queues")[-1].token == kazoo.crossbar.issued[1]
+
+
 # ---- rejected credentials: the gate ----------------------------------------------------------------
 
 async def test_credential_backoff_doubles_up_to_its_maximum_to_the_second(kazoo, clock, captured_logs):
