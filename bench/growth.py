@@ -7,8 +7,10 @@ latencies (time to the whole body) are the p50/p99; a plain-text scraper and an 
 plain scraper, each every 5 s. Figures per
 size: poll wall / bound (bound = requests x latency / accounts polled at once, read from the
 exporter's log), exporter CPU per poll, the text's size, scrape p50/p99, peak RSS (VmHWM), and the
-time to ready against its latency floor (the descendants pages one after another, then two
-requests per account, listing and status, at the first poll's concurrency).
+time to ready against its latency floor: the Kazoo requests made until ready (read from
+qubicle_api_requests_total at that moment), authentication and the descendants' pages one after
+another, every account's requests (listings, status, agents, settings, names) at the first
+poll's concurrency.
 
 The machine's cores are shared (with the simulator, the scrapers, other work): each size is run
 `repeat` times; the report gives the median and the spread (min-max).
@@ -23,6 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from bench.common import percentile, table
@@ -65,6 +68,23 @@ def _polls(log_file: Path) -> list[dict[str, float]]:
     return polls
 
 
+def _requests_so_far(metrics_url: str) -> tuple[int, int]:
+    """Kazoo requests made until now (read at ready: discovery and the first poll), as (one after
+    another: authentication and the descendants' pages; side by side: every account's requests)."""
+    with urllib.request.urlopen(metrics_url, timeout=60) as answer:
+        text = answer.read().decode()
+    sequential = parallel = 0
+    for line in text.splitlines():
+        if line.startswith("qubicle_api_requests_total{"):
+            labels, _, value = line.rpartition(" ")
+            count = int(float(value))
+            if "descendants" in labels or "auth" in labels:
+                sequential += count
+            else:
+                parallel += count
+    return sequential, parallel
+
+
 def run_one(accounts: int, queues: int, measure: float = 60.0) -> dict[str, float]:
     with simulator(accounts, queues, latency=LATENCY) as sim, tempfile.TemporaryDirectory() as tmp:
         key, log_file = Path(tmp) / "key", Path(tmp) / "exporter.log"
@@ -72,6 +92,7 @@ def run_one(accounts: int, queues: int, measure: float = 60.0) -> dict[str, floa
         started = time.monotonic()
         with exporter(sim, key, "--interval", "10", log_file=log_file) as (url, proc):
             ready = time.monotonic() - started
+            sequential, parallel = _requests_so_far(url + "/metrics")
             while not _polls(log_file):  # ready comes with the snapshot, the poll's log line just after
                 time.sleep(0.1)
             first = _polls(log_file)[0]
@@ -107,7 +128,7 @@ def run_one(accounts: int, queues: int, measure: float = 60.0) -> dict[str, floa
     walls = [p["duration_seconds"] for p in polls]
     bounds = [p["accounts"] * LATENCY / max(1, p.get("concurrency", 1)) for p in polls]
     first_at_once = max(1, first.get("concurrency", 1))
-    ready_floor = math.ceil(accounts / PAGE) * LATENCY + 2 * (accounts + 1) * LATENCY / first_at_once
+    ready_floor = sequential * LATENCY + parallel * LATENCY / first_at_once
     return {
         "accounts": accounts, "queues": accounts * queues, "polls": len(polls),
         "wall": statistics.median(walls), "bound": statistics.median(bounds),
