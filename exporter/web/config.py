@@ -123,8 +123,11 @@ class WebConfig:
                 context.maximum_version = tls.max_version
             if tls.cipher_suites:
                 context.set_ciphers(":".join(tls.cipher_suites))
+            # Python's server context prefers the server's order already: false must clear it.
             if tls.prefer_server_cipher_suites:
                 context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+            else:
+                context.options &= ~ssl.OP_CIPHER_SERVER_PREFERENCE
         except (ValueError, ssl.SSLError) as exc:
             raise WebConfigError(f"tls_server_config: {exc}") from None
         self.load_certificate(context)
