@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
+import time
 from collections.abc import Callable
 
 import bcrypt
@@ -45,13 +46,17 @@ class Checks:
             return True
         return check
 
-    async def until_running(self, name: str) -> None:
-        await asyncio.wait_for(asyncio.to_thread(self.running[name].wait, DEADLINE), DEADLINE)
-        assert self.running[name].is_set()
+    async def until_running(self, name: str, task: asyncio.Task[bool | None]) -> None:
+        deadline = time.monotonic() + DEADLINE
+        while not self.running[name].is_set():
+            if task.done():  # it ended without running its check: say how
+                pytest.fail(f"{name} ended before its check ran: {task.result()!r}")
+            assert time.monotonic() < deadline, f"{name} did not start its check"
+            await asyncio.sleep(0.01)
 
     async def hold(self, gate: BcryptGate, name: str = "holder", peer: str = "10.0.0.1") -> asyncio.Task[bool | None]:
         task = asyncio.create_task(gate.run(peer, True, self(name)))
-        await self.until_running(name)
+        await self.until_running(name, task)
         return task
 
 
@@ -103,7 +108,7 @@ async def test_each_address_has_at_most_per_peer_checks_running_or_waiting():
 
         checks.release["holder"].set()
         assert await asyncio.wait_for(holder, DEADLINE) is True
-        await checks.until_running("second")
+        await checks.until_running("second", second)
         # One of 10.0.0.1's two has finished, one is running: one more may come, not two.
         third = await queued(gate, "10.0.0.1", True, checks("third"))
         assert await gate.run("10.0.0.1", True, checks("fourth")) is None
