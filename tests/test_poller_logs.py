@@ -98,8 +98,10 @@ async def test_the_poll_summary_counts_failures_missing_queues_and_invalid_field
     await h.poller.poll()
     poll = summary(events)
     assert (poll["accounts"], poll["accounts_up"], poll["queues"], poll["errors"]) == (6, 5, 12, {"server_error": 1})
-    # Down from its first poll: the landing page and the wallboard say why.
+    # Down from its first poll: the landing page and the wallboard say why (the wallboard's API
+    # passes `up` and `error` through as JSON: false, not null).
     assert h.poller.snapshot.accounts[never_up].error == "server_error"
+    assert h.poller.snapshot.accounts[never_up].up is False
     events.clear()
     for account in (deleting, fine):  # discovery is cached: missing from the answer
         sim.delete_queue(account, sim.queues(account)[0][0])
@@ -108,6 +110,7 @@ async def test_the_poll_summary_counts_failures_missing_queues_and_invalid_field
     poll = summary(events)
     assert (poll["accounts"], poll["accounts_up"], poll["queues"], poll["missing_queues"]) == (6, 4, 2 + 3 + 2, 2)
     assert poll["errors"] == {"server_error": 2} and poll["invalid_fields"] == 0
+    assert h.poller.snapshot.accounts[down].up is False and h.poller.snapshot.accounts[down].queues  # kept
     # Invalid fields: as many as the poll counted in qubicle_invalid_fields_total.
     events.clear()
     sim.set_faults(Faults(drop_field_rate=1.0, accounts=(bad,)))
