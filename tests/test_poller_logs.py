@@ -186,6 +186,17 @@ async def test_a_failed_descendants_listing_is_logged_for_its_parent(harness, ma
     assert h.metrics.poll_errors.labels(account_id=master, reason="server_error")._value.get() == 2  # and its own poll
 
 
+async def test_a_descendants_listing_over_poll_timeout_says_how_long_it_was_allowed(harness, make_simulator, events):
+    sim = make_simulator(accounts=1, queues_per_account=1, sub_accounts=1, seed=35, speed=0)
+    master = sim.master_account_id
+    h = harness(sim, account_ids=[master], discover_descendants=True, poll_timeout=0.5)
+    sim.set_faults(Faults(latency=1.0, accounts=(master,)))  # under the read timeout (2 s)
+    await h.poller.poll()
+    (line,) = named(events, "descendants_failed")
+    assert (line["account_id"], line["reason"]) == (master, "timeout")
+    assert line["error"] == "listing descendants took longer than 0.5s"
+
+
 async def test_a_failing_snapshot_listener_is_logged_and_the_poll_stands(harness, make_simulator, events):
     sim = make_simulator(accounts=1, queues_per_account=1, seed=26, speed=0)
     h = harness(sim)
