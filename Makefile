@@ -38,7 +38,7 @@ test-fast: $(BIN)/.installed
 # Mutation score (docs/testing.md): the alert rules' comparators and thresholds flipped one by one
 # under promtool, then mutmut over the modules that hold the promises, one module at a time
 # (MUTATE_MODULES=shard make mutate for one). Slow on 2 cores: not part of `make test` nor CI.
-MUTATE_MODULES ?= snapshot render collector shard exposition poller web.auth web.config web.ratelimit kazoo.auth
+MUTATE_MODULES ?= snapshot render collector shard exposition poller accounts web.auth web.config web.ratelimit kazoo.auth
 mutate: $(BIN)/.installed tools
 	$(BIN)/pip install --quiet -e '.[test,mutate]'
 	$(BIN)/python scripts/mutate_rules.py

@@ -168,6 +168,9 @@ class Simulator:
     def delete_account(self, account_id: str) -> None:
         self._state.delete_account(account_id)
 
+    def move_account(self, account_id: str, parent: str) -> None:
+        self._state.move_account(account_id, parent)
+
     def restart_queue(self, account_id: str, queue_id: str) -> None:
         self._state.restart_queue(account_id, queue_id)
 

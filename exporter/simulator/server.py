@@ -297,7 +297,9 @@ class CrossbarApp:
 
     def status_of(self, account_id: str, queue: QueueModel) -> dict[str, Any]:
         status = queue.status(self.state.config.longest_wait)
-        if self.state.faults.drop_field_rate and self.rng.random() < self.state.faults.drop_field_rate:
+        faults = self.state.faults
+        if faults.drop_field_rate and (faults.accounts is None or account_id in faults.accounts) \
+                and self.rng.random() < faults.drop_field_rate:
             stats = status["stats"]
             assert isinstance(stats, dict)
             victim = self.rng.choice(["active_recipient_count", "available_recipient_count", *stats])

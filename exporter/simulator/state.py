@@ -219,6 +219,14 @@ class SimState:
                     self.children.get(account.parent, []).remove(gone)
                 self.children.pop(gone, None)
 
+    def move_account(self, account_id: str, parent: str) -> None:
+        """The account (and its descendants) now under `parent`, as Kazoo's account move does."""
+        with self.lock:
+            account = self.accounts[account_id]
+            self.children[account.parent].remove(account_id)
+            self.children.setdefault(parent, []).append(account_id)
+            account.parent = parent
+
     def delete_queue(self, account_id: str, queue_id: str) -> None:
         with self.lock:
             self.accounts[account_id].queues.pop(queue_id, None)
