@@ -16,9 +16,14 @@ async def test_a_poll_past_its_target_starts_every_waiting_account_at_once(make_
     sim.set_faults(Faults(latency=0.1))
     poller, _, _, client = await polled(sim, interval=0.2)
     try:
+        # The first poll (nothing shown yet) has no target at all: it is past it from the start.
         await poller.poll()
         assert all(a.up for a in poller.snapshot.accounts.values())
         # (ceil(50 x pace / pace) may round up to 51: one permit more, never a request more.)
+        assert ACCOUNTS - CONCURRENCY_FLOOR <= poller.concurrency <= ACCOUNTS - CONCURRENCY_FLOOR + 1
+        # A later poll (status only, 100 ms an account) has its target, 0.1 s, and misses it too.
+        await poller.poll()
+        assert all(a.up for a in poller.snapshot.accounts.values())
         assert ACCOUNTS - CONCURRENCY_FLOOR <= poller.concurrency <= ACCOUNTS - CONCURRENCY_FLOOR + 1
     finally:
         await client.aclose()
