@@ -9,6 +9,7 @@ from types import MappingProxyType
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from test_stale import Clock
 
 from exporter.exposition import Exposition
 from exporter.figures import AGENT_STATES
@@ -18,12 +19,6 @@ from exporter.snapshot import AccountSnapshot, AgentFigures, Snapshot
 A = "a" * 32
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def agent_series(body: bytes) -> list[str]:
