@@ -16,6 +16,7 @@ import pytest
 import structlog
 from aiohttp import web
 from test_poller import MORNING, Harness
+from test_poller import harness as harness  # the fixture
 
 from exporter import logs, selfmetrics
 from exporter.config import Secrets, Settings, WaitUnit, client_settings
@@ -34,21 +35,6 @@ def events() -> Iterator[Events]:
     with structlog.testing.capture_logs() as captured:
         yield captured
     structlog.configure(**old)
-
-
-@pytest.fixture
-async def harness(make_simulator):
-    made: list[Harness] = []
-
-    def make(sim=None, **overrides) -> Harness:
-        h = Harness(sim or make_simulator(accounts=2, queues_per_account=3, seed=7, speed=0, start=MORNING),
-                    **overrides)
-        made.append(h)
-        return h
-
-    yield make
-    for h in made:
-        await h.client.aclose()
 
 
 def named(events: Events | list[dict[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
