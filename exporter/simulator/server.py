@@ -113,7 +113,7 @@ class CrossbarApp:
             request.transport.close()
             raise web.HTTPServiceUnavailable()
         account_id = request.match_info.get("account_id")
-        if faults.accounts is not None and account_id not in faults.accounts:
+        if not faults.hit(account_id):
             return await self._handle(request, handler)
         delay = faults.latency
         if faults.latency_spike_rate and self.rng.random() < faults.latency_spike_rate:
@@ -298,8 +298,7 @@ class CrossbarApp:
     def status_of(self, account_id: str, queue: QueueModel) -> dict[str, Any]:
         status = queue.status(self.state.config.longest_wait)
         faults = self.state.faults
-        if faults.drop_field_rate and (faults.accounts is None or account_id in faults.accounts) \
-                and self.rng.random() < faults.drop_field_rate:
+        if faults.drop_field_rate and faults.hit(account_id) and self.rng.random() < faults.drop_field_rate:
             stats = status["stats"]
             assert isinstance(stats, dict)
             victim = self.rng.choice(["active_recipient_count", "available_recipient_count", *stats])

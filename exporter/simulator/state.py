@@ -38,6 +38,10 @@ class Faults:
     # (authentication names no account, so it is spared), to watch healthy accounts beside faulty ones.
     accounts: tuple[str, ...] | None = None
 
+    def hit(self, account_id: str | None) -> bool:
+        """Whether the random faults apply to requests for this account (None: names no account)."""
+        return self.accounts is None or account_id in self.accounts
+
 
 @dataclass
 class SimulatorConfig:
