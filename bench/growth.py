@@ -28,6 +28,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bench.common import percentile, table
 from bench.procs import cpu_seconds, exporter, memory_kib, simulator
 
@@ -74,14 +76,14 @@ def _requests_so_far(metrics_url: str) -> tuple[int, int]:
     with urllib.request.urlopen(metrics_url, timeout=60) as answer:
         text = answer.read().decode()
     sequential = parallel = 0
-    for line in text.splitlines():
-        if line.startswith("qubicle_api_requests_total{"):
-            labels, _, value = line.rpartition(" ")
-            count = int(float(value))
-            if "descendants" in labels or "auth" in labels:
-                sequential += count
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != "qubicle_api_requests_total":
+                continue
+            if sample.labels["endpoint"] in ("descendants", "api_auth", "user_auth"):
+                sequential += int(sample.value)
             else:
-                parallel += count
+                parallel += int(sample.value)
     return sequential, parallel
 
 
