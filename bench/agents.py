@@ -24,6 +24,7 @@ from bench.procs import simulator
 from exporter import selfmetrics
 from exporter.app import tune_gc
 from exporter.config import Secrets, Settings, client_settings
+from exporter.exposition import joined
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.render import render
@@ -71,7 +72,7 @@ async def _way(url: str, key: str, master: str, polls: int, overrides: dict[str,
         renders = []
         for _ in range(3):
             started = time.perf_counter()
-            size = sum(len(chunk) for chunk in render(snapshot, snapshot.taken_at, max_data_age=settings.max_data_age))
+            size = len(joined(render(snapshot, snapshot.taken_at, max_data_age=settings.max_data_age)))
             renders.append(time.perf_counter() - started)
         result.update(
             requests=sum(last.values()), status=last["queue_list_status"], agent_status=last["recipients_status"],

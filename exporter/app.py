@@ -14,7 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from exporter import __version__, logs, selfmetrics
 from exporter.config import Settings, client_settings
 from exporter.demo import demo_kazoo
-from exporter.exposition import Exposition
+from exporter.exposition import Chunk, Exposition
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.render import LabelCache, render
@@ -36,7 +36,7 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
     )
     labels = LabelCache()
 
-    def render_snapshot(snapshot: Snapshot, now: float, openmetrics: bool) -> Iterator[bytes]:
+    def render_snapshot(snapshot: Snapshot, now: float, openmetrics: bool) -> Iterator[Chunk]:
         return render(snapshot, now, max_data_age=settings.max_data_age, openmetrics=openmetrics, labels=labels)
 
     exposition = Exposition(metrics.registry, render_snapshot, max_data_age=settings.max_data_age, prerender=True)

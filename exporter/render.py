@@ -17,9 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 from prometheus_client.utils import floatToGoString
 
+from exporter.exposition import Chunk, Same
 from exporter.figures import (
     ACCOUNT_AGENTS,
     ACCOUNT_AGENTS_HELP,
@@ -81,11 +83,14 @@ def account_values(account: AccountSnapshot) -> tuple[float | None, ...]:
 
 
 def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: bool = False,
-           labels: LabelCache | None = None) -> Iterator[bytes]:
-    """The exposition of `snapshot` as seen at `now`, one metric family per chunk.
+           labels: LabelCache | None = None) -> Iterator[Chunk]:
+    """The exposition of `snapshot` as seen at `now`: each family's header (bytes), then its lines.
 
-    A consumer that compresses as it goes never holds the whole text (~23 MB at 10,000 queues),
-    only one family of it (~2 MB). OpenMetrics' "# EOF" is not written: the live part follows.
+    A family's lines are the same in both formats (only the headers differ), so they come as a
+    Same, made only if the exposition does not have them deflated already from the other format's
+    render of this snapshot at this moment. A consumer that compresses as it goes never holds the
+    whole text (~23 MB at 10,000 queues), only one family of it (~2 MB). OpenMetrics' "# EOF" is not
+    written: the live part follows.
     """
     shown = list(visible(snapshot, now, max_data_age))
 
@@ -96,29 +101,16 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
             name = name.removesuffix("_total") if kind == "counter" else name
         return f"# HELP {name} {help_escaped}\n# TYPE {name} {kind}\n"
 
+    accounts = [account for account, _ in shown]
     for i, (name, help_text) in enumerate(ACCOUNT_METRICS):
-        out = [header(name, help_text, "gauge")]
-        for account, _ in shown:
-            value = account_values(account)[i]
-            if value is not None:
-                out.append(f'{name}{{account_id="{escape(account.account_id)}"}} {floatToGoString(value)}\n')
-        yield "".join(out).encode("utf-8")
-
-    account_info = [header(ACCOUNT_INFO, ACCOUNT_INFO_HELP, "gauge")]
-    for account, _ in shown:
-        account_label = escape(account.account_id)
-        account_info.append(f'{ACCOUNT_INFO}{{account_id="{account_label}",'
-                    f'account_name="{escape(account.name or account.account_id)}"}} 1.0\n')
-    yield "".join(account_info).encode("utf-8")
+        yield header(name, help_text, "gauge").encode("utf-8")
+        yield Same(name, partial(_account_lines, accounts, i, name))
+    yield header(ACCOUNT_INFO, ACCOUNT_INFO_HELP, "gauge").encode("utf-8")
+    yield Same(ACCOUNT_INFO, partial(_account_info_lines, accounts))
     # Agents of accounts whose figures may be shown (the --max-data-age rule, as for queues).
     fresh = [a for a, queues in shown if queues or is_fresh(a, now, max_data_age)]
-    out = [header(ACCOUNT_AGENTS, ACCOUNT_AGENTS_HELP, "gauge")]
-    for account in fresh:
-        if account.agents is not None:
-            prefix = f'{ACCOUNT_AGENTS}{{account_id="{escape(account.account_id)}",state="'
-            out.extend(f'{prefix}{state}"}} {floatToGoString(account.agents.get(state, 0))}\n'
-                       for state in AGENT_STATES)
-    yield "".join(out).encode("utf-8")
+    yield header(ACCOUNT_AGENTS, ACCOUNT_AGENTS_HELP, "gauge").encode("utf-8")
+    yield Same(ACCOUNT_AGENTS, partial(_account_agent_lines, fresh))
 
     cache = labels if labels is not None else LabelCache()
     known_texts, known_rows = cache.texts, cache.lines if cache.reuse_lines else {}
@@ -147,11 +139,11 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
     for column, (family_header, (_, _, metric)) in enumerate(zip(_headers(header), _COLUMNS, strict=True)):
         if column == _FIRST_COUNTER:  # the agents' family stands before the counters
             yield header(QUEUE_AGENTS, QUEUE_AGENTS_HELP, "gauge").encode("utf-8")
-            yield "".join([r[3] for r in rows]).encode("utf-8")
+            yield Same(QUEUE_AGENTS, partial(_joined, rows, 3))
         yield family_header.encode("utf-8")
-        yield "".join([f"{metric}{r[0]}{text}\n" for r in rows if (text := r[2][column]) is not None]).encode("utf-8")
+        yield Same(metric, partial(_column_lines, rows, column, metric))
     yield header(QUEUE_INFO, QUEUE_INFO_HELP, "gauge").encode("utf-8")
-    yield "".join([r[1] for r in rows]).encode("utf-8")
+    yield Same(QUEUE_INFO, partial(_joined, rows, 1))
 
     agents = [agent for account in fresh for agent in account.agent_list]
     if agents:  # only with --agent-metrics
@@ -176,6 +168,36 @@ def _headers(header: Callable[[str, str, str], str]) -> list[str]:
             *(header(f.counter or "", f.counter_help, "counter") for f in COUNTED)]
 
 
+def _account_lines(accounts: list[AccountSnapshot], i: int, name: str) -> bytes:
+    return "".join([f'{name}{{account_id="{escape(account.account_id)}"}} {floatToGoString(value)}\n'
+                    for account in accounts if (value := account_values(account)[i]) is not None]).encode("utf-8")
+
+
+def _account_info_lines(accounts: list[AccountSnapshot]) -> bytes:
+    return "".join([f'{ACCOUNT_INFO}{{account_id="{escape(account.account_id)}",'
+                    f'account_name="{escape(account.name or account.account_id)}"}} 1.0\n'
+                    for account in accounts]).encode("utf-8")
+
+
+def _account_agent_lines(fresh: list[AccountSnapshot]) -> bytes:
+    out: list[str] = []
+    for account in fresh:
+        if account.agents is not None:
+            prefix = f'{ACCOUNT_AGENTS}{{account_id="{escape(account.account_id)}",state="'
+            out.extend(f'{prefix}{state}"}} {floatToGoString(account.agents.get(state, 0))}\n'
+                       for state in AGENT_STATES)
+    return "".join(out).encode("utf-8")
+
+
+def _column_lines(rows: list[_Row], column: int, metric: str) -> bytes:
+    return "".join([f"{metric}{r[0]}{text}\n" for r in rows if (text := r[2][column]) is not None]).encode("utf-8")
+
+
+def _joined(rows: list[_Row], field: int) -> bytes:
+    """The rows' info lines (1) or agent lines (3), already written whole."""
+    return "".join([r[field] for r in rows]).encode("utf-8")  # type: ignore[misc]
+
+
 def _value_texts(q: QueueFigures, values: _ValueTexts) -> tuple[str | None, ...]:
     sources = (q.values, q.settings, q.counters)
     return tuple(_text(sources[source].get(key), values) for key, source, _ in _COLUMNS)
@@ -198,21 +220,35 @@ def _agent_lines(q: QueueFigures, series_labels: str) -> str:
     return "".join(f'{prefix}{state}"}} {floatToGoString(counts.get(state, 0))}\n' for state in AGENT_STATES)
 
 
-def _agent_families(agents: list[AgentFigures], header: Callable[[str, str, str], str]) -> Iterator[bytes]:
+def _agent_families(agents: list[AgentFigures], header: Callable[[str, str, str], str]) -> Iterator[Chunk]:
     """The opt-in per-agent families, in the oracle's order."""
     ids = [f'account_id="{escape(a.account_id)}",agent_id="{escape(a.agent_id)}"' for a in agents]
-    out = [header(AGENT_STATE, AGENT_STATE_HELP, "gauge")]
+    yield header(AGENT_STATE, AGENT_STATE_HELP, "gauge").encode("utf-8")
+    yield Same(AGENT_STATE, partial(_agent_state_lines, agents, ids))
+    for key, metric, help_text in AGENT_COUNTERS:
+        yield header(metric, help_text, "counter").encode("utf-8")
+        yield Same(metric, partial(_agent_counter_lines, agents, ids, key, metric))
+    yield header(AGENT_AVERAGE_CALL, AGENT_AVERAGE_CALL_HELP, "gauge").encode("utf-8")
+    yield Same(AGENT_AVERAGE_CALL, partial(_agent_average_lines, agents, ids))
+
+
+def _agent_state_lines(agents: list[AgentFigures], ids: list[str]) -> bytes:
+    out: list[str] = []
     for agent, agent_labels in zip(agents, ids, strict=True):
         prefix = f'{AGENT_STATE}{{{agent_labels},agent_name="{escape(agent.agent_name)}",state="'
         out.extend(f'{prefix}{state}"}} {"1.0" if agent.state == state else "0.0"}\n' for state in AGENT_STATES)
-    yield "".join(out).encode("utf-8")
-    for key, metric, help_text in AGENT_COUNTERS:
-        lines = [f"{metric}{{{agent_labels}}} {floatToGoString(v)}\n"
-                 for agent, agent_labels in zip(agents, ids, strict=True) if (v := agent.counters.get(key)) is not None]
-        yield (header(metric, help_text, "counter") + "".join(lines)).encode("utf-8")
-    lines = [f"{AGENT_AVERAGE_CALL}{{{agent_labels}}} {floatToGoString(agent.average_call)}\n"
-             for agent, agent_labels in zip(agents, ids, strict=True) if agent.average_call is not None]
-    yield (header(AGENT_AVERAGE_CALL, AGENT_AVERAGE_CALL_HELP, "gauge") + "".join(lines)).encode("utf-8")
+    return "".join(out).encode("utf-8")
+
+
+def _agent_counter_lines(agents: list[AgentFigures], ids: list[str], key: str, metric: str) -> bytes:
+    return "".join([f"{metric}{{{agent_labels}}} {floatToGoString(v)}\n" for agent, agent_labels
+                    in zip(agents, ids, strict=True) if (v := agent.counters.get(key)) is not None]).encode("utf-8")
+
+
+def _agent_average_lines(agents: list[AgentFigures], ids: list[str]) -> bytes:
+    return "".join([f"{AGENT_AVERAGE_CALL}{{{agent_labels}}} {floatToGoString(agent.average_call)}\n"
+                    for agent, agent_labels in zip(agents, ids, strict=True)
+                    if agent.average_call is not None]).encode("utf-8")
 
 
 class _ValueTexts(dict[float, str]):

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry
 
-from exporter.exposition import Exposition
+from exporter.exposition import Chunk, Exposition
 from exporter.render import LabelCache, render
 from exporter.snapshot import Snapshot
 
@@ -24,7 +24,7 @@ class ServedExposition:
                  live_registry: CollectorRegistry | None = None, clock: Callable[[], float] = time.time) -> None:
         labels = LabelCache()
 
-        def render_snapshot(snapshot: Snapshot, now: float, openmetrics: bool) -> Iterable[bytes]:
+        def render_snapshot(snapshot: Snapshot, now: float, openmetrics: bool) -> Iterable[Chunk]:
             return render(snapshot, now, max_data_age=max_data_age, openmetrics=openmetrics, labels=labels)
 
         self.get_snapshot = get_snapshot

@@ -15,6 +15,7 @@ from test_poller import harness as harness  # the fixture
 
 from exporter.agents import AgentCarry, agents_by_state
 from exporter.collector import SnapshotCollector
+from exporter.exposition import joined
 from exporter.figures import AGENT_STATES, NOT_LOGGED_IN, agent_state
 from exporter.kazoo.qubicle import (
     RecipientStatus,
@@ -154,9 +155,9 @@ def test_render_of_agents_and_settings_is_byte_for_byte_the_oracle():
     current = _rich_snapshot()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: current, max_data_age=30.0, clock=lambda: 1005.0))
-    text = b"".join(render(current, 1005.0, max_data_age=30.0))
+    text = joined(render(current, 1005.0, max_data_age=30.0))
     assert text == generate_latest(registry)
-    assert b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n" == \
+    assert joined(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n" == \
         generate_openmetrics(registry)
     lines = text.decode().splitlines()
     assert f'qubicle_account_info{{account_id="{A}",account_name="Customer \\"1\\""}} 1.0' in lines
@@ -178,7 +179,7 @@ def test_without_agent_metrics_no_per_agent_family_is_written():
         {k: replace(a, agent_list=()) for k, a in current.accounts.items()}))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: bare, max_data_age=30.0, clock=lambda: 1005.0))
-    text = b"".join(render(bare, 1005.0, max_data_age=30.0))
+    text = joined(render(bare, 1005.0, max_data_age=30.0))
     assert text == generate_latest(registry) and b"qubicle_agent_state" not in text
 
 

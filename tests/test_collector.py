@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.collector import SnapshotCollector
+from exporter.exposition import joined
 from exporter.render import render
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
 
@@ -94,8 +95,8 @@ def test_fast_render_is_byte_for_byte_prometheus_clients_output():
     collector = SnapshotCollector(lambda: current, max_data_age=30.0, clock=lambda: 1005.0)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    assert b"".join(render(current, 1005.0, max_data_age=30.0)) == generate_latest(registry)
-    assert b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n" == \
+    assert joined(render(current, 1005.0, max_data_age=30.0)) == generate_latest(registry)
+    assert joined(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n" == \
         generate_openmetrics(registry)
 
 
@@ -157,11 +158,11 @@ def test_lines_reused_across_renders_stay_byte_for_byte_prometheus_clients_outpu
     for i, current in enumerate(sequence):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SnapshotCollector(partial(_same, current), max_data_age=30.0, clock=lambda: 1005.0))
-        text = b"".join(render(current, 1005.0, max_data_age=30.0, labels=cache))
-        om = b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True, labels=cache))
+        text = joined(render(current, 1005.0, max_data_age=30.0, labels=cache))
+        om = joined(render(current, 1005.0, max_data_age=30.0, openmetrics=True, labels=cache))
         assert text == generate_latest(registry), i
         assert om + b"# EOF\n" == generate_openmetrics(registry), i
-        assert text == b"".join(render(current, 1005.0, max_data_age=30.0, labels=LabelCache(reuse_lines=False))), i
+        assert text == joined(render(current, 1005.0, max_data_age=30.0, labels=LabelCache(reuse_lines=False))), i
     # The reuse did happen: the cache holds the lines of exactly the queues last shown.
     assert {entry[0].queue_id for entry in cache.lines.values()} == {"q1", "q2", "q3", "q9"}
 
@@ -173,11 +174,11 @@ def test_reused_lines_are_those_of_the_same_object_only():
 
     cache = LabelCache()
     first = snapshot(queue("q1", "Sales", active_sessions=1))
-    b"".join(render(first, 1005.0, max_data_age=30.0, labels=cache))
+    joined(render(first, 1005.0, max_data_age=30.0, labels=cache))
     (remembered,) = cache.lines.values()
     impostor = queue("q1", "Sales", active_sessions=7)
     cache.lines = {id(impostor): (remembered[0], remembered[1])}  # as if the id had been recycled
-    text = b"".join(render(snapshot(impostor), 1005.0, max_data_age=30.0, labels=cache))
+    text = joined(render(snapshot(impostor), 1005.0, max_data_age=30.0, labels=cache))
     assert b'qubicle_queue_active_sessions{account_id="' + A.encode() + b'",queue_id="q1",queue_name="Sales"} 7.0' \
         in text
 

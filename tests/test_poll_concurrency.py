@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 
 from exporter import selfmetrics
 from exporter.config import Secrets, Settings, client_settings
+from exporter.exposition import joined
 from exporter.kazoo import KazooClient
 from exporter.poller import CONCURRENCY_FLOOR, Poller
 from exporter.render import render
@@ -105,7 +106,7 @@ async def test_a_poll_slower_than_max_data_age_says_which_figures_it_hid(sim):
     try:
         with capture_logs() as events:
             snapshot = await poller.poll()
-        shown = b"".join(render(snapshot, snapshot.taken_at, max_data_age=2.0)).count(b"\nqubicle_queue_info{")
+        shown = joined(render(snapshot, snapshot.taken_at, max_data_age=2.0)).count(b"\nqubicle_queue_info{")
         hidden = metrics.registry.get_sample_value("qubicle_poll_hidden_queues")
         assert 0 < shown < ACCOUNTS and hidden is not None and shown + hidden == ACCOUNTS
         warnings = [e for e in events if e["event"] == "poll_slower_than_max_data_age"]

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import Exposition
+from exporter.exposition import Chunk, Exposition
 from exporter.render import render
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
 
@@ -46,7 +46,7 @@ class Held:
     def hold(self, name: str) -> None:
         self.held[name], self.entered[name] = threading.Event(), threading.Event()
 
-    def __call__(self, snap: Snapshot, now: float, openmetrics: bool) -> Iterable[bytes]:
+    def __call__(self, snap: Snapshot, now: float, openmetrics: bool) -> Iterable[Chunk]:
         (account,) = snap.accounts.values()
         name = account.queues[0].queue_name
         if name in self.held:

@@ -12,6 +12,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from exporter import collector, figures
 from exporter import render as render_module
 from exporter.collector import SnapshotCollector
+from exporter.exposition import joined
 from exporter.render import render
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
 
@@ -28,8 +29,8 @@ def both_formats(current: Snapshot) -> tuple[str, str]:
     """The render in both formats, each asserted equal to the oracle's."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: current, max_data_age=30.0, clock=lambda: 1005.0))
-    text = b"".join(render(current, 1005.0, max_data_age=30.0))
-    om = b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n"
+    text = joined(render(current, 1005.0, max_data_age=30.0))
+    om = joined(render(current, 1005.0, max_data_age=30.0, openmetrics=True)) + b"# EOF\n"
     assert text == generate_latest(registry)
     assert om == generate_openmetrics(registry)
     return text.decode(), om.decode()

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 import pytest
 
+from exporter.exposition import joined
 from exporter.render import LabelCache, render
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
 
@@ -31,7 +32,7 @@ def snapshot(q: QueueFigures) -> Snapshot:
 
 
 def text(current: Snapshot, cache: LabelCache, openmetrics: bool = False) -> str:
-    return b"".join(render(current, 1005.0, max_data_age=30.0, openmetrics=openmetrics, labels=cache)).decode()
+    return joined(render(current, 1005.0, max_data_age=30.0, openmetrics=openmetrics, labels=cache)).decode()
 
 
 def mark_row(cache: LabelCache) -> None:

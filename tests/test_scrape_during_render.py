@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.exposition import Exposition
+from exporter.exposition import Chunk, Exposition
 from exporter.render import render
 from exporter.snapshot import AccountSnapshot, QueueFigures, Snapshot
 
@@ -47,7 +47,7 @@ class HeldRender:
         self.release = threading.Event()
         self.release.set()
 
-    def __call__(self, snap: Snapshot, now: float, openmetrics: bool) -> Iterable[bytes]:
+    def __call__(self, snap: Snapshot, now: float, openmetrics: bool) -> Iterable[Chunk]:
         self.entered.set()
         assert self.release.wait(30), "never released"
         return list(render(snap, now, max_data_age=30.0, openmetrics=openmetrics))
