@@ -44,12 +44,12 @@ class SimulatorProcess:
 
 @contextmanager
 def simulator(accounts: int, queues: int, latency: float = 0.0, seed: int = 1,
-              agents: float | None = None) -> Iterator[SimulatorProcess]:
+              agents: float | None = None, speed: float = 1.0) -> Iterator[SimulatorProcess]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "exporter.simulator", "--listen", f"127.0.0.1:{port}", "--accounts", str(accounts),
          "--queues", str(queues), "--latency", str(latency), "--seed", str(seed), "--no-rate-limit",
-         "--speed", "1", "--start", "2026-11-24T10:00:00+00:00", *(("--agents", f"{agents:g}") if agents else ())],
+         "--speed", f"{speed:g}", "--start", "2026-11-24T10:00:00+00:00", *(("--agents", f"{agents:g}") if agents else ())],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
     )
     try:
