@@ -22,9 +22,9 @@ from typing import Any
 from bench.common import median, table
 from bench.procs import simulator
 from exporter import selfmetrics
-from exporter.app import tune_gc
 from exporter.config import Secrets, Settings, client_settings
 from exporter.exposition import joined
+from exporter.gcpolicy import tune_gc
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.render import render

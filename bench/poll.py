@@ -30,9 +30,9 @@ from dataclasses import replace
 from bench.common import median, table
 from bench.procs import cpu_seconds, simulator
 from exporter import selfmetrics
-from exporter.app import tune_gc
 from exporter.config import Secrets, Settings, client_settings
 from exporter.exposition import _Deflated
+from exporter.gcpolicy import tune_gc
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.render import LabelCache, render

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from exporter import __version__, logs, selfmetrics
 from exporter.config import Settings, client_settings
 from exporter.demo import demo_kazoo
 from exporter.exposition import Chunk, Exposition
+from exporter.gcpolicy import AfterPoll, tune_gc
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 from exporter.render import LabelCache, render
@@ -40,7 +40,13 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
         return render(snapshot, now, max_data_age=settings.max_data_age, openmetrics=openmetrics, labels=labels)
 
     exposition = Exposition(metrics.registry, render_snapshot, max_data_age=settings.max_data_age, prerender=True)
-    poller = Poller(settings, client, metrics, on_snapshot=exposition.update)
+    after_poll = AfterPoll()
+
+    def on_snapshot(snapshot: Snapshot) -> None:
+        after_poll()  # the collector stops walking what is published (gcpolicy)
+        exposition.update(snapshot)
+
+    poller = Poller(settings, client, metrics, on_snapshot=on_snapshot)
     thresholds = load_thresholds(settings.alert_thresholds)  # checked at start by config.validate
     documents = DocumentCache(lambda: poller.snapshot, settings.max_data_age, thresholds, interval=settings.interval)
 
@@ -109,20 +115,6 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def tune_gc() -> None:
-    """Fewer cyclic collections: a poll of 10,000 queues allocates ~10^6 short-lived objects, which
-    at CPython's default threshold (700) means ~110 collections per poll, each walking the objects
-    that live on (the snapshot, the counters' state). With a first threshold of 10,000 it is ~6
-    (a full one every ~20 polls), and the poll's CPU falls by about a quarter (bench/RESULTS.md).
-    The objects made at startup (modules, settings) are frozen: never walked again. The older
-    generations keep their default ratios (10, 10), so cyclic garbage (exceptions of failed
-    requests, above all) is still reclaimed within a few polls: the fault soak holds RSS within
-    10 % of its warm-up value with them, and did not always with rarer full collections."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
 
 
 def run(settings: Settings) -> int:

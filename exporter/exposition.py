@@ -260,7 +260,7 @@ class _Generation:
         self.valid_until = valid_until  # after this, what the render shows is no longer true
         self.number = number  # later generations have larger numbers
         # No reference back to the generation: a cycle would keep each replaced one (and its
-        # megabytes) alive until a full garbage collection, which tune_gc() makes rare.
+        # megabytes) alive until a full garbage collection, which exporter/gcpolicy.py makes rare.
         # The chunks both formats write alike, deflated once for both (Same).
         shared: dict[str, _Block] = {}
         self.deflated = {om: _Once(partial(_deflate, render, snapshot, now, om, shared)) for om in (False, True)}

@@ -329,7 +329,7 @@ def test_a_failed_prerender_leaves_the_scrape_to_render_and_report_it(live):
 
 
 def test_a_replaced_generation_is_freed_at_once_not_by_the_cyclic_collector(live):
-    """tune_gc() makes full collections rare: a reference cycle through a generation would keep
+    """exporter/gcpolicy.py makes full collections rare: a reference cycle through a generation would keep
     every replaced poll's exposition (megabytes each) alive until one runs."""
     import gc
     import weakref
