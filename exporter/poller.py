@@ -102,8 +102,10 @@ class Poller:
         started = time.perf_counter()
         accounts = await self._accounts.resolve()
         stats = _PollStats()
-        known = {a: [q.id for q in d.queues or ()] if (d := self._discovery.get(a)) else [] for a in accounts}
-        plan = self._details.plan(known, self._accounts.names)
+        # Off the event loop: ~0.1 s at 50,000 queues while most queue documents are still due (the
+        # first minutes), which would hold up every scrape meanwhile. Nothing else reads or writes
+        # the discovery data or the details between two polls' fetches.
+        plan = await asyncio.to_thread(self._plan, accounts)
         results = await self._poll_accounts(accounts, stats, plan)
         snapshot = Snapshot(taken_at=self._clock(), accounts=MappingProxyType({a.account_id: a for a in results}))
         self._snapshot = snapshot
@@ -130,6 +132,10 @@ class Poller:
             concurrency=self.concurrency,
         )
         return snapshot
+
+    def _plan(self, accounts: list[str]) -> dict[str, list[Item]]:
+        known = {a: [q.id for q in d.queues or ()] if (d := self._discovery.get(a)) else [] for a in accounts}
+        return self._details.plan(known, self._accounts.names)
 
     async def _poll_accounts(self, accounts: list[str], stats: _PollStats,
                              plan: Mapping[str, Sequence[Item]]) -> list[AccountSnapshot]:

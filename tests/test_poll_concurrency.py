@@ -24,9 +24,10 @@ ACCOUNTS = 60
 async def polled(sim, **overrides: Any) -> tuple[Poller, Counter[str], selfmetrics.SelfMetrics, KazooClient]:
     # Queue figures only: the requests per account counted here are the queue status's (the agents'
     # and settings' requests per poll are tests/test_agents.py's).
-    settings = replace(Settings(), kazoo_url=sim.url, account_ids=tuple(sim.account_ids),
-                       secrets=Secrets(api_key=sim.api_key), retries=0, read_timeout=30, poll_timeout=60,
-                       agent_status=False, queue_settings=False, account_names=False, **overrides)
+    settings = replace(Settings(), **{"kazoo_url": sim.url, "account_ids": tuple(sim.account_ids),
+                                      "secrets": Secrets(api_key=sim.api_key), "retries": 0, "read_timeout": 30,
+                                      "poll_timeout": 60, "agent_status": False, "queue_settings": False,
+                                      "account_names": False, **overrides})
     metrics = selfmetrics.create(process=False)
     requests: Counter[str] = Counter()
 
