@@ -130,10 +130,11 @@ _PIECE = 256 * 1024
 class Same:
     """A chunk of the snapshot part that both formats write alike (a family's lines; only the
     headers differ): made and deflated by whichever format's render comes first in a generation,
-    and shared by the other. `key` names it within the generation (one snapshot at one moment)."""
+    and shared by the other. `key` names it within the generation (one snapshot at one moment).
+    `make` gives its text in pieces, deflated as they come: a family's text is never whole."""
 
     key: str
-    make: Callable[[], bytes]
+    make: Callable[[], Iterable[bytes]]
 
 
 Chunk = bytes | Same
@@ -141,7 +142,7 @@ Chunk = bytes | Same
 
 def joined(chunks: Iterable[Chunk]) -> bytes:
     """The whole text of a render (tests, benchmarks, small expositions)."""
-    return b"".join([chunk.make() if isinstance(chunk, Same) else chunk for chunk in chunks])
+    return b"".join([piece for chunk in chunks for piece in (chunk.make() if isinstance(chunk, Same) else (chunk,))])
 
 
 # (snapshot, now, openmetrics) -> the snapshot part, in chunks, without OpenMetrics' "# EOF".
@@ -158,9 +159,14 @@ class _Block:
     size: int
 
     @classmethod
-    def of(cls, chunk: bytes) -> _Block:
+    def of(cls, pieces: Iterable[bytes]) -> _Block:
         compressor = isal_zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-        return cls(compressor.compress(chunk) + compressor.flush(zlib.Z_SYNC_FLUSH), isal_zlib.crc32(chunk), len(chunk))
+        parts, crc, size = [], 0, 0
+        for piece in pieces:
+            parts.append(compressor.compress(piece))
+            crc, size = isal_zlib.crc32(piece, crc), size + len(piece)
+        parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+        return cls(b"".join(parts), crc, size)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ class CountingRender:
         for chunk in render(snap, now, max_data_age=30.0, openmetrics=openmetrics, labels=self.labels):
             yield Same(chunk.key, self._counted(chunk)) if isinstance(chunk, Same) else chunk
 
-    def _counted(self, chunk: Same) -> Callable[[], bytes]:
-        def make() -> bytes:
+    def _counted(self, chunk: Same) -> Callable[[], Iterable[bytes]]:
+        def make() -> Iterable[bytes]:
             self.made[chunk.key] += 1
             return chunk.make()
         return make
@@ -97,3 +97,30 @@ def test_a_stale_generation_makes_its_lines_anew():
         body, _ = expo.render(accept, None)
         assert b"qubicle_queue_active_sessions{" not in body
         assert b'qubicle_up{account_id="' + A.encode() + b'"} 1.0' in body
+
+
+def test_families_longer_than_a_slice_are_written_whole_and_in_order():
+    """Each family's text comes in slices of rows (render._SLICE): a family is never one string. Over
+    several slices of queues, accounts and agents, every body is still the oracle's, byte for byte."""
+    from exporter.figures import NOT_LOGGED_IN
+    from exporter.render import _SLICE
+    from exporter.snapshot import AgentFigures
+
+    count = 2 * _SLICE + 7
+    counts = MappingProxyType({"ready": 2, "ringing": 0, "on_call": 1, "wrapup": 0, "away": 1})
+    accounts = {}
+    for n in range(count):
+        account_id = f"{n:032x}"
+        queue = QueueFigures(account_id, f"q{n}", f"Queue {n}", "kz1", MappingProxyType({"active_sessions": n % 7}),
+                             MappingProxyType({"daily_sessions": float(n)}), agents=counts)
+        agent = AgentFigures(account_id, f"u{n}", f"Agent {n}", "ready" if n % 3 else NOT_LOGGED_IN,
+                             MappingProxyType({"calls": float(n)} if n % 3 else {}), 60.0 if n % 2 else None)
+        accounts[account_id] = AccountSnapshot(account_id, up=True, queues=(queue,), data_time=1000.0,
+                                               last_success=1000.0, queue_count=1, agents=counts, agent_list=(agent,))
+    big = Snapshot(taken_at=1000.0, accounts=MappingProxyType(accounts))
+    expo = Exposition(CollectorRegistry(), CountingRender(), max_data_age=30.0, clock=lambda: 1005.0)
+    expo.update(big)
+    for openmetrics, accept in ((False, None), (True, OPENMETRICS)):
+        expected = oracle(big, openmetrics)
+        assert expo.render(accept, None)[0] == expected
+        assert gzip.decompress(expo.render(accept, "gzip")[0]) == expected
