@@ -25,6 +25,7 @@ from exporter import selfmetrics
 from exporter.config import Secrets, Settings, client_settings
 from exporter.kazoo import KazooClient, parse_queue_status
 from exporter.poller import Poller
+from exporter.exposition import joined
 from exporter.render import render
 from exporter.simulator import Simulator, SimulatorConfig
 
@@ -42,7 +43,7 @@ try:
         finally:
             await client.aclose()
     snapshot = asyncio.run(main())
-    print(b"".join(render(snapshot, time.time(), max_data_age=60)).decode())
+    print(joined(render(snapshot, time.time(), max_data_age=60)).decode())
 finally:
     sim.stop()
 """
