@@ -162,9 +162,9 @@ class Poller:
 
         More at once helps only while the event loop waits for Kazoo part of the time. Within a
         poll (not the first), the number grows only while the loop has waited for I/O at least
-        IDLE_SHARE_MIN of the poll's time so far (measured from the first account's end on): short of CPU (its own work, or other
-        processes on the same cores), it stops growing, and that poll's pace is not kept either:
-        it measured waiting for the loop, not Kazoo's latency.
+        IDLE_SHARE_MIN of the poll's time so far. Short of CPU (its own work, or other processes
+        on the same cores), it stops growing, and that poll's pace is not kept either: it
+        measured waiting for the loop, not Kazoo's latency.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
