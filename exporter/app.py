@@ -16,6 +16,7 @@ from exporter.demo import demo_kazoo
 from exporter.exposition import Chunk, Exposition
 from exporter.gcpolicy import AfterPoll, tune_gc
 from exporter.kazoo import KazooClient
+from exporter.malloctrim import release_free_memory
 from exporter.poller import Poller
 from exporter.render import LabelCache, render
 from exporter.snapshot import Snapshot
@@ -44,6 +45,7 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
 
     def on_snapshot(snapshot: Snapshot) -> None:
         after_poll()  # the collector stops walking what is published (gcpolicy)
+        release_free_memory()  # what the poll freed, before the render allocates
         exposition.update(snapshot)
 
     poller = Poller(settings, client, metrics, on_snapshot=on_snapshot)
@@ -81,6 +83,7 @@ async def serve(settings: Settings, stop: asyncio.Event, reload: asyncio.Event |
         if task is None:  # never: APScheduler runs coroutine jobs as tasks
             return
         polls.add(task)
+        release_free_memory()  # what the last poll's renders freed, before this poll allocates again
         try:
             await poller.poll()
         except asyncio.CancelledError:
