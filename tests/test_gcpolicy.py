@@ -61,3 +61,14 @@ def test_full_collections_come_every_full_every_polls():
     for _ in range(2 * FULL_EVERY + 1):
         after()
     assert after.full_collections == 2
+
+
+def test_a_cycle_the_poll_dropped_is_reclaimed_before_the_freeze():
+    """A failed request's exception and traceback, dropped during the poll: collected, not frozen."""
+    after = AfterPoll(full_every=3)
+    cycle = Node()
+    cycle.me = cycle
+    ref = weakref.ref(cycle)
+    del cycle  # dropped within the poll, still in a young generation
+    after()
+    assert ref() is None
