@@ -12,14 +12,13 @@ what is in use stays; RSS shows what is used instead of what was.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 from collections.abc import Callable
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's malloc_trim, or None (musl, macOS: nothing to call)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the process's own symbols: libc's, without searching (ldconfig)
         trim: Callable[[int], int] = libc.malloc_trim
     except (OSError, AttributeError):
         return None

@@ -21,7 +21,6 @@ from exporter.agents import AgentData, Details, Item
 from exporter.config import Settings
 from exporter.figures import WAITS, in_base_units, wait_scale
 from exporter.kazoo import KazooClient, KazooError, QueueRef, parse_queue_status
-from exporter.loopidle import idle_meter
 from exporter.selfmetrics import SelfMetrics
 from exporter.snapshot import EMPTY, AccountSnapshot, CounterCarry, QueueFigures, Snapshot
 
@@ -34,9 +33,6 @@ _SECONDS_IMPLAUSIBLE = 86_400.0
 CONCURRENCY_FLOOR = 10
 # A poll aims to be done within this share of --interval; the rest is margin for Kazoo's bad moments.
 POLL_TARGET_SHARE = 0.5
-# Below this share of the poll's time spent waiting for I/O, the event loop has no capacity to
-# spare: more accounts at once would only queue behind it (exporter/loopidle.py).
-IDLE_SHARE_MIN = 0.1
 
 
 @dataclass
@@ -159,12 +155,6 @@ class Poller:
         Until a poll has succeeded there is nothing to show (/-/ready says no): that poll aims to
         be done as soon as it can, at up to --max-concurrency accounts at once, instead of within
         the share of the interval; its pace is not kept (see the end).
-
-        More at once helps only while the event loop waits for Kazoo part of the time. Within a
-        poll (not the first), the number grows only while the loop has waited for I/O at least
-        IDLE_SHARE_MIN of the poll's time so far. Short of CPU (its own work, or other processes
-        on the same cores), it stops growing, and that poll's pace is not kept either: it
-        measured waiting for the loop, not Kazoo's latency.
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -175,17 +165,6 @@ class Poller:
         limit = asyncio.Semaphore(allowed)  # grown by release(): permits are only ever added
         waiting = len(accounts)  # accounts not yet begun
         paces: list[float] = []  # this poll's successful accounts
-        meter = None if rushing else idle_meter(loop)
-        idle_at_start = meter.idle if meter is not None else 0.0
-
-        def idle_share() -> float | None:
-            """The share of this poll's time the loop waited for I/O; None: not known (yet)."""
-            elapsed = loop.time() - started
-            return None if meter is None or elapsed <= 0 else (meter.idle - idle_at_start) / elapsed
-
-        def spare() -> bool:
-            share = idle_share()
-            return meter is None or (share is not None and share >= IDLE_SHARE_MIN)
 
         def wanted() -> int:
             # The first poll has only its own paces: the last few of them (a median of all of them
@@ -196,10 +175,8 @@ class Poller:
             left = max(target - (loop.time() - started), pace)
             return min(cap, math.ceil(waiting * pace / left))
 
-        def grow(at_start: bool = False) -> None:
+        def grow() -> None:
             nonlocal allowed
-            if not at_start and not spare():  # at the start: the last pace, kept only from a poll with spare
-                return
             for _ in range(wanted() - allowed):
                 limit.release()
                 allowed += 1
@@ -215,7 +192,7 @@ class Poller:
                 grow()
             return result
 
-        grow(at_start=True)  # at the last poll's pace from the start
+        grow()  # at the last poll's pace from the start
         results = await asyncio.gather(*(one(a) for a in accounts))
         self.concurrency = allowed
         if paces:
@@ -223,8 +200,7 @@ class Poller:
             # their wall times overstate Kazoo's latency (kept as the pace, 1,000 accounts x 50
             # queues stayed at 64 at once, for more memory and slower scrapes). The next poll
             # measures its own pace from the floor up instead.
-            share = idle_share()
-            self._pace = None if rushing or (share is not None and share < IDLE_SHARE_MIN) else statistics.median(paces)
+            self._pace = None if rushing else statistics.median(paces)
             self._polled = True
         return results
 

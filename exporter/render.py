@@ -1,4 +1,4 @@
-"""The snapshot part of /metrics, written directly: `render(snapshot, now, ...)` depends on nothing else.
+"""The snapshot part of /metrics, written directly: `render(snapshot, now, ...)` depends on the snapshot only.
 
 Exposition it produces (one queue shown):
 
@@ -91,7 +91,7 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
     A family's lines are the same in both formats (only the headers differ), so they come as a
     Same, made only if the exposition does not have them deflated already from the other format's
     render of this snapshot at this moment. A consumer that compresses as it goes never holds the
-    whole text (~23 MB at 10,000 queues), only one family of it (~2 MB). OpenMetrics' "# EOF" is not
+    whole text (~23 MB at 10,000 queues), only one slice of a family (_SLICE rows). OpenMetrics' "# EOF" is not
     written: the live part follows.
     """
     shown = list(visible(snapshot, now, max_data_age))
@@ -171,7 +171,7 @@ def _headers(header: Callable[[str, str, str], str]) -> list[str]:
 
 
 # Rows (or agents) per piece of a family's text: a family is never one string (qubicle_queue_agents
-# would be ~37 MB of text at 50,000 queues, held twice while it is encoded).
+# would be ~32 MB of text at 50,000 queues, held twice while it is encoded).
 _SLICE = 2048
 
 
