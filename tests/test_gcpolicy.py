@@ -69,6 +69,6 @@ def test_a_cycle_the_poll_dropped_is_reclaimed_before_the_freeze():
     cycle = Node()
     cycle.me = cycle
     ref = weakref.ref(cycle)
-    del cycle  # dropped within the poll, still in a young generation
+    del cycle  # dropped within the poll, still in the youngest generation
     after()
     assert ref() is None
