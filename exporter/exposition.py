@@ -186,8 +186,12 @@ class _Deflated:
         parts: list[bytes] = []
         crc, size = 0, 0
         compressor = None  # for the format's own chunks (headers) between two shared blocks
+        keys: set[str] = set()
         for chunk in chunks:
             if isinstance(chunk, Same):
+                if chunk.key in keys:  # the second family would be given the first one's lines
+                    raise ValueError(f"two families of one render share the key {chunk.key!r}")
+                keys.add(chunk.key)
                 if compressor is not None:
                     parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
                     compressor = None  # what follows a shared block must not refer back past it

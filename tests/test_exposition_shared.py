@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
@@ -124,3 +125,18 @@ def test_families_longer_than_a_slice_are_written_whole_and_in_order():
         expected = oracle(big, openmetrics)
         assert expo.render(accept, None)[0] == expected
         assert gzip.decompress(expo.render(accept, "gzip")[0]) == expected
+
+
+def test_two_families_with_one_key_fail_the_render_instead_of_sharing_lines():
+    """A key names a family's lines within a generation: a second family under the same key would
+    silently be served the first one's lines (a figure whose name equals another's, say)."""
+    def clashing(snap: Snapshot, now: float, openmetrics: bool) -> Iterable[Chunk]:
+        yield b"# TYPE a gauge\n"
+        yield Same("a", lambda: (b"a 1.0\n",))
+        yield b"# TYPE b gauge\n"
+        yield Same("a", lambda: (b"b 2.0\n",))
+
+    expo = Exposition(CollectorRegistry(), clashing, max_data_age=30.0, clock=lambda: 1005.0)
+    expo.update(snapshot(1.0))
+    with pytest.raises(ValueError, match="share the key 'a'"):
+        expo.render(None, None)
