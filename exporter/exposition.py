@@ -183,33 +183,31 @@ class _Deflated:
     @classmethod
     def of(cls, chunks: Iterable[Chunk], shared: dict[str, _Block] | None = None) -> _Deflated:
         # Compressed as rendered: the plain text (~23 MB at 10,000 queues) never exists whole.
-        parts: list[bytes] = []
-        crc, size = 0, 0
-        compressor = None  # for the format's own chunks (headers) between two shared blocks
+        blocks: list[_Block] = []
         keys: set[str] = set()
+        own: list[bytes] = []  # the format's own chunks (headers) since the last shared block
         for chunk in chunks:
-            if isinstance(chunk, Same):
-                if chunk.key in keys:  # the second family would be given the first one's lines
-                    raise ValueError(f"two families of one render share the key {chunk.key!r}")
-                keys.add(chunk.key)
-                if compressor is not None:
-                    parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-                    compressor = None  # what follows a shared block must not refer back past it
-                block = shared.get(chunk.key) if shared is not None else None
-                if block is None:
-                    block = _Block.of(chunk.make())
-                    if shared is not None:  # two renders under way at once: both keep the first
-                        block = shared.setdefault(chunk.key, block)
-                parts.append(block.data)
-                crc, size = isal_zlib.crc32_combine(crc, block.crc, block.size), size + block.size
-            else:
-                if compressor is None:
-                    compressor = isal_zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-                parts.append(compressor.compress(chunk))
-                crc, size = isal_zlib.crc32(chunk, crc), size + len(chunk)
-        if compressor is not None:
-            parts.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-        return cls(tuple(part for part in parts if part), crc, size)
+            if not isinstance(chunk, Same):
+                own.append(chunk)
+                continue
+            if own:  # deflated together, as one block: what follows must not refer back into them
+                blocks.append(_Block.of(own))
+                own = []
+            if chunk.key in keys:  # the second family would be given the first one's lines
+                raise ValueError(f"two families of one render share the key {chunk.key!r}")
+            keys.add(chunk.key)
+            block = shared.get(chunk.key) if shared is not None else None
+            if block is None:
+                block = _Block.of(chunk.make())
+                if shared is not None:  # two renders under way at once: both keep the first
+                    block = shared.setdefault(chunk.key, block)
+            blocks.append(block)
+        if own:
+            blocks.append(_Block.of(own))
+        crc = 0
+        for block in blocks:
+            crc = isal_zlib.crc32_combine(crc, block.crc, block.size)
+        return cls(tuple(block.data for block in blocks if block.data), crc, sum(block.size for block in blocks))
 
     @property
     def length(self) -> int:
