@@ -91,8 +91,8 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
     A family's lines are the same in both formats (only the headers differ), so they come as a
     Same, made only if the exposition does not have them deflated already from the other format's
     render of this snapshot at this moment. A consumer that compresses as it goes never holds the
-    whole text (~23 MB at 10,000 queues), only one slice of a family (_SLICE rows). OpenMetrics' "# EOF" is not
-    written: the live part follows.
+    whole text (~23 MB at 10,000 queues), only one slice of a family (_SLICE rows). OpenMetrics'
+    "# EOF" is not written: the live part follows.
     """
     shown = list(visible(snapshot, now, max_data_age))
 
@@ -239,38 +239,38 @@ def _agent_lines(q: QueueFigures, series_labels: str) -> str:
 
 def _agent_families(agents: list[AgentFigures], header: Callable[[str, str, str], str]) -> Iterator[Chunk]:
     """The opt-in per-agent families, in the oracle's order."""
-    ids = [f'account_id="{escape(a.account_id)}",agent_id="{escape(a.agent_id)}"' for a in agents]
+    labelled = [(a, f'account_id="{escape(a.account_id)}",agent_id="{escape(a.agent_id)}"') for a in agents]
     yield header(AGENT_STATE, AGENT_STATE_HELP, "gauge").encode("utf-8")
-    yield Same(AGENT_STATE, partial(_agent_state_lines, agents, ids))
+    yield Same(AGENT_STATE, partial(_agent_state_lines, labelled))
     for key, metric, help_text in AGENT_COUNTERS:
         yield header(metric, help_text, "counter").encode("utf-8")
-        yield Same(metric, partial(_agent_counter_lines, agents, ids, key, metric))
+        yield Same(metric, partial(_agent_counter_lines, labelled, key, metric))
     yield header(AGENT_AVERAGE_CALL, AGENT_AVERAGE_CALL_HELP, "gauge").encode("utf-8")
-    yield Same(AGENT_AVERAGE_CALL, partial(_agent_average_lines, agents, ids))
+    yield Same(AGENT_AVERAGE_CALL, partial(_agent_average_lines, labelled))
 
 
-def _agent_state_lines(agents: list[AgentFigures], ids: list[str]) -> Iterator[bytes]:
-    for start in range(0, len(agents), _SLICE):
+_Labelled = list[tuple[AgentFigures, str]]  # each agent with its account_id and agent_id labels
+
+
+def _agent_state_lines(labelled: _Labelled) -> Iterator[bytes]:
+    for some in _sliced(labelled):
         out: list[str] = []
-        for agent, agent_labels in zip(agents[start:start + _SLICE], ids[start:start + _SLICE], strict=True):
+        for agent, agent_labels in some:
             prefix = f'{AGENT_STATE}{{{agent_labels},agent_name="{escape(agent.agent_name)}",state="'
             out.extend(f'{prefix}{state}"}} {"1.0" if agent.state == state else "0.0"}\n' for state in AGENT_STATES)
         yield "".join(out).encode("utf-8")
 
 
-def _agent_counter_lines(agents: list[AgentFigures], ids: list[str], key: str, metric: str) -> Iterator[bytes]:
-    for start in range(0, len(agents), _SLICE):
-        yield "".join([f"{metric}{{{agent_labels}}} {floatToGoString(v)}\n" for agent, agent_labels
-                       in zip(agents[start:start + _SLICE], ids[start:start + _SLICE], strict=True)
+def _agent_counter_lines(labelled: _Labelled, key: str, metric: str) -> Iterator[bytes]:
+    for some in _sliced(labelled):
+        yield "".join([f"{metric}{{{agent_labels}}} {floatToGoString(v)}\n" for agent, agent_labels in some
                        if (v := agent.counters.get(key)) is not None]).encode("utf-8")
 
 
-def _agent_average_lines(agents: list[AgentFigures], ids: list[str]) -> Iterator[bytes]:
-    for start in range(0, len(agents), _SLICE):
+def _agent_average_lines(labelled: _Labelled) -> Iterator[bytes]:
+    for some in _sliced(labelled):
         yield "".join([f"{AGENT_AVERAGE_CALL}{{{agent_labels}}} {floatToGoString(agent.average_call)}\n"
-                       for agent, agent_labels in zip(agents[start:start + _SLICE], ids[start:start + _SLICE],
-                                                       strict=True)
-                       if agent.average_call is not None]).encode("utf-8")
+                       for agent, agent_labels in some if agent.average_call is not None]).encode("utf-8")
 
 
 class _ValueTexts(dict[float, str]):
