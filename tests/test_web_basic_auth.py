@@ -9,31 +9,18 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
-import yaml
-
-from exporter.web import WebHandlers, WebServer
+from helpers_web import served_with_web_config
 
 # Passwords a user may well choose: the user/password separator of the header inside them.
 PASSWORDS = ["pass:word", ":leading", "trailing:", "a:b:c", "::", "ünï:cødé"]
-
-
-def page() -> tuple[bytes, dict[str, str]]:
-    return b"qubicle_up 1.0\n", {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
 
 @asynccontextmanager
 async def server_with_users(tmp_path: Path, users: dict[str, str]) -> AsyncIterator[str]:
     hashed = {user: bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
               for user, password in users.items()}
-    config = tmp_path / "web.yml"
-    config.write_text(yaml.safe_dump({"basic_auth_users": hashed}))
-    handlers = WebHandlers(lambda accept, encoding: page(), lambda: "<h1>qubicle-exporter</h1>",
-                           lambda: True, lambda: True)
-    server = await WebServer.start(handlers, "127.0.0.1:0", str(config))
-    try:
-        yield f"http://127.0.0.1:{server.bound[0][1]}"
-    finally:
-        await server.stop()
+    async with served_with_web_config(tmp_path, {"basic_auth_users": hashed}) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("password", PASSWORDS)

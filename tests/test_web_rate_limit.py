@@ -13,28 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
+from helpers_web import served_with_web_config
 
-from exporter.web import RateLimiter, WebHandlers, WebServer
+from exporter.web import RateLimiter
 
 DEADLINE = 30.0
 
 
-def page() -> tuple[bytes, dict[str, str]]:
-    return b"qubicle_up 1.0\n", {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
-
-
 @asynccontextmanager
 async def server(tmp_path: Path, rate_limit: dict[str, Any]) -> AsyncIterator[str]:
-    config = tmp_path / "web.yml"
-    config.write_text(yaml.safe_dump({"rate_limit": rate_limit}))
-    handlers = WebHandlers(lambda accept, encoding: page(), lambda: "<h1>qubicle-exporter</h1>",
-                           lambda: True, lambda: True)
-    web_server = await WebServer.start(handlers, "127.0.0.1:0", str(config))
-    try:
-        yield f"http://127.0.0.1:{web_server.bound[0][1]}/metrics"
-    finally:
-        await web_server.stop()
+    async with served_with_web_config(tmp_path, {"rate_limit": rate_limit}) as port:
+        yield f"http://127.0.0.1:{port}/metrics"
 
 
 async def test_a_burst_of_one_lets_one_request_through(tmp_path):

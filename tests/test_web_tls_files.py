@@ -7,13 +7,7 @@ import ssl
 
 import httpx
 import trustme
-import yaml
-
-from exporter.web import WebHandlers, WebServer
-
-
-def page() -> tuple[bytes, dict[str, str]]:
-    return b"qubicle_up 1.0\n", {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+from helpers_web import METRICS, served_with_web_config
 
 
 async def test_certificate_and_key_in_separate_files(tmp_path):
@@ -22,15 +16,9 @@ async def test_certificate_and_key_in_separate_files(tmp_path):
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "tls.crt"))
     cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    config = tmp_path / "web.yml"
-    config.write_text(yaml.safe_dump({"tls_server_config": {"cert_file": "tls.crt", "key_file": "tls.key"}}))
-    handlers = WebHandlers(lambda accept, encoding: page(), lambda: "<h1>qubicle-exporter</h1>",
-                           lambda: True, lambda: True)
-    server = await WebServer.start(handlers, "127.0.0.1:0", str(config))
-    try:
+    config = {"tls_server_config": {"cert_file": "tls.crt", "key_file": "tls.key"}}
+    async with served_with_web_config(tmp_path, config) as port:
         context = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
         async with httpx.AsyncClient(verify=context) as client:
-            response = await client.get(f"https://127.0.0.1:{server.bound[0][1]}/metrics")
-        assert response.status_code == 200 and response.text == "qubicle_up 1.0\n"
-    finally:
-        await server.stop()
+            response = await client.get(f"https://127.0.0.1:{port}/metrics")
+        assert response.status_code == 200 and response.content == METRICS
