@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from prometheus_client import CollectorRegistry
-from test_previous_render import DEADLINE, OPENMETRICS, Clock, Held, name_in, snapshot
+from test_previous_render import DEADLINE, Clock, Held, both_formats_then_second_poll_held
 
 from exporter.exposition import Exposition
 
@@ -17,12 +17,7 @@ def test_close_leaves_the_render_under_way_and_cancels_the_queued_ones():
     executor = expo._prerender
     assert executor is not None
     try:
-        expo.update(snapshot("Sales"))
-        assert name_in(expo.render(None, None)[0]) == "Sales"
-        assert name_in(expo.render(OPENMETRICS, None)[0]) == "Sales"
-        held.hold("Support")
-        expo.update(snapshot("Support"))  # both formats' pre-renders: the first held, the second queued
-        assert held.entered["Support"].wait(DEADLINE)
+        both_formats_then_second_poll_held(expo, held)
         closing = threading.Thread(target=expo.close, daemon=True)
         closing.start()
         closing.join(DEADLINE)

@@ -67,6 +67,17 @@ def name_in(body: bytes) -> str:
     return name
 
 
+def both_formats_then_second_poll_held(expo: Exposition, held: Held) -> None:
+    """A first poll ("Sales") scraped in both formats, then a second ("Support") whose pre-renders
+    of both formats are claimed: the first entered and held, the second queued behind it."""
+    expo.update(snapshot("Sales"))
+    assert name_in(expo.render(None, None)[0]) == "Sales"
+    assert name_in(expo.render(OPENMETRICS, None)[0]) == "Sales"
+    held.hold("Support")
+    expo.update(snapshot("Support"))
+    assert held.entered["Support"].wait(DEADLINE)
+
+
 def scrape_in_thread(expo: Exposition, accept: str | None = None) -> tuple[threading.Thread, list[bytes]]:
     got: list[bytes] = []
     thread = threading.Thread(target=lambda: got.append(expo.render(accept, None)[0]), daemon=True)
@@ -129,12 +140,7 @@ def test_a_scrape_while_the_pre_render_of_its_format_is_still_queued_gets_the_pr
     clock, held = Clock(1000.0), Held()
     expo = Exposition(CollectorRegistry(), held, max_data_age=30.0, clock=clock, prerender=True)
     try:
-        expo.update(snapshot("Sales"))
-        assert name_in(expo.render(None, None)[0]) == "Sales"
-        assert name_in(expo.render(OPENMETRICS, None)[0]) == "Sales"
-        held.hold("Support")
-        expo.update(snapshot("Support"))  # both formats' pre-renders: the first held, the second queued
-        assert held.entered["Support"].wait(DEADLINE)
+        both_formats_then_second_poll_held(expo, held)
         queued = not held.formats[0]
         renders = expo.renders
         thread, got = scrape_in_thread(expo, OPENMETRICS if queued else None)
