@@ -300,6 +300,9 @@ class Details:
     def decorate(self, account: AccountSnapshot, agents: AgentData | None) -> AccountSnapshot:
         """The account's snapshot with its name, queue settings and agents by state."""
         details = self.account(account.account_id)
+        if agents is None and not details.docs:  # nothing to add to any queue (agents and settings off)
+            details.decorated = {}
+            return replace(account, name=details.name, agents=None, agent_list=())
         previous, decorated = details.decorated, {}
         queues: list[QueueFigures] = []
         for q in account.queues:

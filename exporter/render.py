@@ -15,9 +15,11 @@ escaped once for all its series, and value texts are remembered within a render.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import compress, count
+from operator import ne
 from typing import TypeVar
 
 from prometheus_client.utils import floatToGoString
@@ -61,6 +63,11 @@ class LabelCache:
     """What the last render wrote for each queue it showed, for the next one.
 
     `texts`: each queue's label texts by its labels: ids and names rarely change.
+    `blocks`: each queue family's text in slices of _SLICE rows, as the exposition deflated them,
+    with the rows they were written from. A family's slice whose lines would be the same again
+    (every row the same, or changed only in what that family does not print: most slices of the
+    figures that rarely move, all of the settings' and info lines) is not written nor deflated
+    again: the exposition is handed the block it made last time.
     `lines`: each queue's row (label texts, value texts, agent lines) by the identity of its
     QueueFigures. The poller hands the very same (immutable) QueueFigures again for a queue whose
     answer did not change (85-90 % of them between two polls), so its row is taken as it was
@@ -75,6 +82,8 @@ class LabelCache:
 
     texts: dict[_LabelKey, tuple[str, str]] = field(default_factory=dict)
     lines: dict[int, tuple[QueueFigures, _Row]] = field(default_factory=dict)
+    # Each queue family's slices, deflated, by chunk key: kept while their text stays the same.
+    blocks: dict[str, _Kept] = field(default_factory=dict)
     reuse_lines: bool = True  # off: every value looked up and formatted at every render (the benchmark's comparison)
 
 
@@ -88,11 +97,12 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
            labels: LabelCache | None = None) -> Iterator[Chunk]:
     """The exposition of `snapshot` as seen at `now`: each family's header (bytes), then its lines.
 
-    A family's lines are the same in both formats (only the headers differ), so they come as a
-    Same, made only if the exposition does not have them deflated already from the other format's
-    render of this snapshot at this moment. A consumer that compresses as it goes never holds the
-    whole text (~23 MB at 10,000 queues), only one slice of a family (_SLICE rows). OpenMetrics'
-    "# EOF" is not written: the live part follows.
+    A family's lines are the same in both formats (only the headers differ), so they come as
+    Same chunks, made only if the exposition does not have them deflated already from the other
+    format's render of this snapshot at this moment; a queue family's slice whose text is what the
+    last render wrote comes with that render's block (LabelCache.blocks). A consumer that
+    compresses as it goes never holds the whole text (~23 MB at 10,000 queues), only one slice of
+    a family (_SLICE rows). OpenMetrics' "# EOF" is not written: the live part follows.
     """
     shown = list(visible(snapshot, now, max_data_age))
 
@@ -137,15 +147,19 @@ def render(snapshot: Snapshot, now: float, *, max_data_age: float, openmetrics: 
     cache.lines = rows_of
     cache.texts = texts_of  # with rows reused, only the queues that changed need theirs again
 
-    # Header and lines as two chunks: no copy of a family's megabytes just to put 100 bytes before them.
+    # Header and lines as separate chunks: no copy of a family's megabytes just to put 100 bytes
+    # before them. Each family's lines in slices, each deflated on its own and kept (_Slices).
+    slices = _Slices(cache.blocks if cache.reuse_lines else {}, [tuple(part) for part in _sliced(rows)])
     for column, (family_header, (_, _, metric)) in enumerate(zip(_headers(header), _COLUMNS, strict=True)):
         if column == _FIRST_COUNTER:  # the agents' family stands before the counters
             yield header(QUEUE_AGENTS, QUEUE_AGENTS_HELP, "gauge").encode("utf-8")
-            yield Same(QUEUE_AGENTS, partial(_joined, rows, 3))
+            yield from slices.chunks(QUEUE_AGENTS, _AGENTS, partial(_joined, field=3))
         yield family_header.encode("utf-8")
-        yield Same(metric, partial(_column_lines, rows, column, metric))
+        yield from slices.chunks(metric, column, partial(_column_lines, column=column, metric=metric))
     yield header(QUEUE_INFO, QUEUE_INFO_HELP, "gauge").encode("utf-8")
-    yield Same(QUEUE_INFO, partial(_joined, rows, 1))
+    yield from slices.chunks(QUEUE_INFO, _INFO, partial(_joined, field=1))
+    if cache.reuse_lines:  # the blocks the exposition makes of this render's chunks are added as it goes
+        cache.blocks = slices.now
 
     agents = [agent for account in fresh for agent in account.agent_list]
     if agents:  # only with --agent-metrics
@@ -175,9 +189,68 @@ def _headers(header: Callable[[str, str, str], str]) -> list[str]:
 _SLICE = 2048
 
 
-def _sliced(items: list[_T]) -> Iterator[list[_T]]:
+def _sliced(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
     for start in range(0, len(items), _SLICE):
         yield items[start:start + _SLICE]
+
+
+# A family's slice as last deflated: the rows it was written from, and the exposition's block.
+_Kept = tuple[tuple[_Row, ...], object]
+# What a family prints of a row, besides the value texts' columns: the info line, the agent lines.
+_INFO, _AGENTS = -1, -2
+
+
+@dataclass
+class _Slices:
+    """The queue families' chunks, a slice of _SLICE rows each, and which of them are unchanged.
+
+    A slice's chunk of one family is unchanged when the kept slice had as many rows and each row is
+    either the very same (a reused row) or prints the same in that family: same label texts and
+    value text for a column, same info line, same agent lines. Exact: texts are compared, never a
+    hash of them. Slices keep their place while queues come and go only after the change (a queue
+    added or removed shifts every later slice, which are all made again that once)."""
+
+    before: dict[str, _Kept]
+    parts: list[tuple[_Row, ...]]
+    now: dict[str, _Kept] = field(default_factory=dict)
+    _changes: dict[tuple[int, int], frozenset[int] | None] = field(default_factory=dict)
+
+    def chunks(self, name: str, part_of: int, lines: Callable[[Sequence[_Row]], Iterator[bytes]]) -> Iterator[Same]:
+        for i, part in enumerate(self.parts):
+            key = f"{name}/{i}"
+            old = self.before.get(key)
+            kept = old[1] if old is not None and part_of not in self._changed(i, old[0]) else None
+            yield Same(key, partial(lines, part), kept=kept, keep=partial(self._keep, key, part))
+
+    def _keep(self, key: str, part: tuple[_Row, ...], block: object) -> None:
+        self.now[key] = (part, block)
+
+    _EVERYTHING = frozenset({_INFO, _AGENTS, *range(len(_COLUMNS))})
+
+    def _changed(self, i: int, old: tuple[_Row, ...]) -> frozenset[int]:
+        """What differs between slice i and `old`: column numbers, _INFO, _AGENTS. Once per kept slice."""
+        memo = (i, id(old))  # `old` is alive in self.before meanwhile: its id is not recycled
+        if memo not in self._changes:
+            self._changes[memo] = _differences(old, self.parts[i])
+        changes = self._changes[memo]
+        return self._EVERYTHING if changes is None else changes
+
+
+def _differences(old: tuple[_Row, ...], new: tuple[_Row, ...]) -> frozenset[int] | None:
+    if len(old) != len(new):
+        return None
+    changed: set[int] = set()
+    for a, b in zip(old, new, strict=True):  # as many: checked above
+        if a is b:
+            continue
+        if a[0] != b[0]:  # every series of the queue prints its label texts
+            return None
+        if a[1] != b[1]:
+            changed.add(_INFO)
+        if a[3] != b[3]:
+            changed.add(_AGENTS)
+        changed.update(compress(count(), map(ne, a[2], b[2])))
+    return frozenset(changed)
 
 
 def _account_lines(accounts: list[AccountSnapshot], i: int, name: str) -> Iterator[bytes]:
@@ -204,12 +277,12 @@ def _account_agent_lines(fresh: list[AccountSnapshot]) -> Iterator[bytes]:
         yield "".join(out).encode("utf-8")
 
 
-def _column_lines(rows: list[_Row], column: int, metric: str) -> Iterator[bytes]:
+def _column_lines(rows: Sequence[_Row], column: int, metric: str) -> Iterator[bytes]:
     for some in _sliced(rows):
         yield "".join([f"{metric}{r[0]}{text}\n" for r in some if (text := r[2][column]) is not None]).encode("utf-8")
 
 
-def _joined(rows: list[_Row], field: int) -> Iterator[bytes]:
+def _joined(rows: Sequence[_Row], field: int) -> Iterator[bytes]:
     """The rows' info lines (1) or agent lines (3), already written whole."""
     for some in _sliced(rows):
         yield "".join([r[field] for r in some]).encode("utf-8")  # type: ignore[misc]
