@@ -21,6 +21,7 @@ from exporter.agents import AgentData, Details, Item
 from exporter.config import Settings
 from exporter.figures import WAITS, in_base_units, wait_scale
 from exporter.kazoo import KazooClient, KazooError, QueueRef, parse_queue_status
+from exporter.looplag import LoopLag
 from exporter.selfmetrics import SelfMetrics
 from exporter.snapshot import EMPTY, AccountSnapshot, CounterCarry, QueueFigures, Snapshot
 
@@ -33,6 +34,9 @@ _SECONDS_IMPLAUSIBLE = 86_400.0
 CONCURRENCY_FLOOR = 10
 # A poll aims to be done within this share of --interval; the rest is margin for Kazoo's bad moments.
 POLL_TARGET_SHARE = 0.5
+# Times an account's poll waits for a busy loop: once for its answer's bytes to be read, once more
+# to resume the coroutine that awaits them (each is a trip through the loop's queue of ready work).
+LOOP_WAITS_PER_ACCOUNT = 2
 
 
 @dataclass
@@ -144,9 +148,11 @@ class Poller:
         and --max-concurrency.
 
         The pace is the median wall time of one account's successful poll (Kazoo's latency plus our
-        own share of the CPU), so the number follows the latency bound: accounts x latency /
-        concurrency. A median of successes: a few slow or failing accounts (a timeout, a latency
-        spike) do not make a struggling Kazoo get more requests at once. It is re-planned as
+        own share of the CPU), less what it waited for a busy event loop (exporter/looplag.py), so
+        the number follows the latency bound: accounts x latency / concurrency. A loop that is
+        itself the bottleneck gets no more accounts at once. A median of successes: a few slow or
+        failing accounts (a timeout, a latency spike) do not make a struggling Kazoo get more
+        requests at once. It is re-planned as
         accounts finish, within the poll too (the first poll, discovery included, has no earlier
         pace to go by). Each account still gets one status request per batch per poll (plus a
         listing when discovery is due): more accounts at once never means more requests to any
@@ -165,6 +171,7 @@ class Poller:
         limit = asyncio.Semaphore(allowed)  # grown by release(): permits are only ever added
         waiting = len(accounts)  # accounts not yet begun
         paces: list[float] = []  # this poll's successful accounts
+        lag = LoopLag()
 
         def wanted() -> int:
             # The first poll has only its own paces: the last few of them (a median of all of them
@@ -172,6 +179,8 @@ class Poller:
             pace = self._pace if self._pace is not None else statistics.median(paces[-32:]) if paces else None
             if pace is None:
                 return allowed
+            if LOOP_WAITS_PER_ACCOUNT * lag.recent() >= pace:
+                return allowed  # an account waits as long for our loop as for Kazoo: more would wait longer
             left = max(target - (loop.time() - started), pace)
             return min(cap, math.ceil(waiting * pace / left))
 
@@ -188,12 +197,17 @@ class Poller:
                 began = loop.time()
                 result = await self._poll_account(account_id, stats, plan.get(account_id, ()))
                 if result.up:
-                    paces.append(loop.time() - began)
+                    paces.append(max(0.0, loop.time() - began - LOOP_WAITS_PER_ACCOUNT * lag.recent()))
                 grow()
             return result
 
         grow()  # at the last poll's pace from the start
-        results = await asyncio.gather(*(one(a) for a in accounts))
+        if not rushing:  # the rushed poll's pace is not kept (below)
+            lag.start()
+        try:
+            results = await asyncio.gather(*(one(a) for a in accounts))
+        finally:
+            lag.stop()
         self.concurrency = allowed
         if paces:
             # A rushed poll's accounts queued for the event loop behind one another at the ceiling:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import replace
 from typing import Any
 
 import pytest
+from helpers_loop import hog
 from prometheus_client import generate_latest
 from structlog.testing import capture_logs
 
@@ -125,5 +127,23 @@ async def test_a_poll_within_max_data_age_hides_nothing_and_says_nothing(sim):
             await poller.poll()
         assert metrics.registry.get_sample_value("qubicle_poll_hidden_queues") == 0
         assert not [e for e in events if e["event"] == "poll_slower_than_max_data_age"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_loop_that_is_itself_the_bottleneck_gets_no_more_accounts_at_once(sim):
+    """Answers that wait for a busy event loop (our CPU, or a machine busy with other work) are not
+    Kazoo's latency: more accounts at once would only wait longer. Here Kazoo answers at once while
+    the loop is kept busy: each account's wall time (~0.1 s) would ask for ~24 at once to be done in
+    a quarter second, but almost all of it is waiting for the loop."""
+    poller, _, _, client = await polled(sim, interval=0.5)
+    try:
+        await poller.poll()  # the rushed first poll: at the ceiling, its pace not kept
+        busy = asyncio.get_running_loop().create_task(hog(0.06))
+        try:
+            await poller.poll()
+        finally:
+            busy.cancel()
+        assert poller.concurrency == CONCURRENCY_FLOOR
     finally:
         await client.aclose()
