@@ -224,8 +224,11 @@ class _Deflated:
     def length(self) -> int:
         return sum(len(part) for part in self.parts)
 
-    def plain_pieces(self) -> Iterator[bytes]:
+    def plain_pieces(self) -> Iterator[bytes | memoryview]:
         """The text, inflated piece by piece as it is read (~15 ms per 23 MB): never kept whole."""
+        return _gathered(self._inflated())
+
+    def _inflated(self) -> Iterator[bytes]:
         inflater = isal_zlib.decompressobj(-zlib.MAX_WBITS)
         for part in self.parts:
             data = memoryview(part)
@@ -252,17 +255,42 @@ class _Deflated:
 
     def _gzip_pieces(self, end: bytes) -> Iterator[bytes | memoryview]:
         yield _GZIP_HEADER
+        yield from _gathered(self._slices())
+        yield end
+
+    def _slices(self) -> Iterator[memoryview]:
         for part in self.parts:
             data = memoryview(part)  # slices of the cached bytes: no copy per scrape
             for start in range(0, len(data), _PIECE):
                 yield data[start:start + _PIECE]
-        yield end
 
     def plain_with(self, tail: bytes) -> Body:
         return Body(self.size + len(tail), itertools.chain(self.plain_pieces(), (tail,)), costly=True)
 
 
 _EMPTY = _Deflated.of(())
+
+
+def _gathered(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+    """Pieces of up to _PIECE bytes each, as few as that allows: small ones joined (one copy).
+
+    A body is written piece by piece, each piece a write and, for a plain body, a trip to a
+    worker thread and back: the ~45 KB deflated slices of a queue family (and the small pieces
+    inflated at each slice's end) would be several times more of them. Pieces of _PIECE bytes
+    already are passed as they are, uncopied."""
+    held: list[bytes | memoryview] = []
+    size = 0
+    for piece in pieces:
+        if held and size + len(piece) > _PIECE:
+            yield b"".join(held)
+            held, size = [], 0
+        if not held and len(piece) >= _PIECE:
+            yield piece
+            continue
+        held.append(piece)
+        size += len(piece)
+    if held:
+        yield b"".join(held) if len(held) > 1 else held[0]
 
 
 class _Generation:
