@@ -3,7 +3,7 @@
 Every object of a poll's snapshot, the render's rows and the counters' state lives on for at
 least a poll; none of them is part of a reference cycle (frozen dataclasses, tuples, dicts). A
 full collection walks them all anyway: ~0.4 s at 50,000 queues, during which nothing else runs,
-not the event loop, not a scrape (bench/RESULTS.md section 0). So after each poll the youngest
+not the event loop, not a scrape (bench/RESULTS.md section 0-1). So after each poll the youngest
 generation is collected (what the poll made and dropped in reference cycles: a failed request's
 exception and its traceback), then everything alive is moved out of the collector's sight
 (gc.freeze: O(1)); the collections during the next poll walk only what it makes. Collecting the

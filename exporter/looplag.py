@@ -19,9 +19,9 @@ import asyncio
 import statistics
 from collections import deque
 
-# Often enough to follow a poll of a few seconds, rarely enough to cost nothing measurable (200
-# wake-ups a second, ~20 us each).
-PROBE_EVERY = 0.005
+# Often enough to follow a poll of a few seconds; each wake-up costs the loop a turn (every 5 ms
+# cost 0.03 s of a 0.8 s poll at 50,000 queues, 1,000 accounts: 100 a second is about half that).
+PROBE_EVERY = 0.01
 SAMPLES = 16
 # What a timer is late on an idle loop: epoll's timeout is in whole milliseconds, rounded up.
 GRANULARITY = 0.001

@@ -3,7 +3,7 @@ per generation, whichever format is scraped first, and the other format's body d
 headers. Each format's body stays what prometheus-client writes (the oracle), plain and gzip.
 
 At 50,000 queues this is half the render CPU and one deflated copy (~19 MB) instead of two when
-Prometheus (OpenMetrics) and a plain-text scraper both scrape (bench/RESULTS.md section 0).
+Prometheus (OpenMetrics) and a plain-text scraper both scrape (bench/RESULTS.md section 0-1).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """glibc's free heap pages go back to the system when release_free_memory() runs (between polls and
-renders): RSS shows what is in use, not what a poll once used (bench/RESULTS.md section 0: at
+renders): RSS shows what is in use, not what a poll once used (bench/RESULTS.md section 0-1: at
 5,000 accounts x 2 queues the heap's free space grew ~4 MB a poll without it)."""
 
 from __future__ import annotations
