@@ -207,8 +207,8 @@ class _Slices:
     A slice's chunk of one family is unchanged when the kept slice had as many rows and each row is
     either the very same (a reused row) or prints the same in that family: same label texts and
     value text for a column, same info line, same agent lines. Exact: texts are compared, never a
-    hash of them. Slices keep their place while queues come and go only after the change (a queue
-    added or removed shifts every later slice, which are all made again that once)."""
+    hash of them. A queue added or removed shifts the rows of every later slice: those are all
+    made again, that once."""
 
     before: dict[str, _Kept]
     parts: list[tuple[_Row, ...]]
