@@ -275,9 +275,9 @@ def _gathered(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryvi
     """Pieces of up to _PIECE bytes each, as few as that allows: small ones joined (one copy).
 
     A body is written piece by piece, each piece a write and, for a plain body, a trip to a
-    worker thread and back: the ~45 KB deflated slices of a queue family (and the small pieces
-    inflated at each slice's end) would be several times more of them. Pieces of _PIECE bytes
-    already are passed as they are, uncopied."""
+    worker thread and back: the ~45 KB deflated slices of a queue family would be several times
+    more of them. Pieces of _PIECE bytes already are passed as they are, uncopied; so a small
+    piece followed by a full one still goes alone (in a plain body, each slice's inflated end)."""
     held: list[bytes | memoryview] = []
     size = 0
     for piece in pieces:
