@@ -152,11 +152,11 @@ class Poller:
         the number follows the latency bound: accounts x latency / concurrency. A loop that is
         itself the bottleneck gets no more accounts at once. A median of successes: a few slow or
         failing accounts (a timeout, a latency spike) do not make a struggling Kazoo get more
-        requests at once. It is re-planned as
-        accounts finish, within the poll too (the first poll, discovery included, has no earlier
-        pace to go by). Each account still gets one status request per batch per poll (plus a
-        listing when discovery is due): more accounts at once never means more requests to any
-        one account, so Crossbar's per-account rate limit is not touched by it.
+        requests at once. It is re-planned as accounts finish, within the poll too (the first
+        poll, discovery included, has no earlier pace to go by). Each account still gets one
+        status request per batch per poll (plus a listing when discovery is due): more accounts
+        at once never means more requests to any one account, so Crossbar's per-account rate
+        limit is not touched by it.
 
         Until a poll has succeeded there is nothing to show (/-/ready says no): that poll aims to
         be done as soon as it can, at up to --max-concurrency accounts at once, instead of within
