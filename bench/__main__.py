@@ -1,4 +1,4 @@
-"""`python -m bench [scrape|poll|resources|growth|hostile|agents] [--quick]`: run the benchmarks and print their tables."""
+"""`python -m bench [scrape|poll|client|resources|growth|hostile|agents] [--quick]`: run the benchmarks and print their tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-from bench import agents, growth, hostile, poll, resources, scrape
+from bench import agents, client, growth, hostile, poll, resources, scrape
 from exporter import logs
 
 
@@ -22,10 +22,10 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("which", nargs="*",
-                        help="scrape, poll, resources, growth, hostile and/or agents (default: all)")
+                        help="scrape, poll, client, resources, growth, hostile and/or agents (default: all)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions and a shorter resource run")
     args = parser.parse_args(argv)
-    kinds = ["scrape", "poll", "resources", "growth", "hostile", "agents"]
+    kinds = ["scrape", "poll", "client", "resources", "growth", "hostile", "agents"]
     which = args.which or kinds
     unknown = set(which) - set(kinds)
     if unknown:
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         print(poll.report(poll.run(polls=2 if args.quick else 5)), "\n", flush=True)
         # 50,000 queues: where reusing unchanged queues' lines has to halve the CPU per poll.
         print(poll.report(poll.run(queues=50, polls=2 if args.quick else 5)), "\n", flush=True)
+    if "client" in which:
+        print(client.report(client.run(rounds=2 if args.quick else 5)), "\n", flush=True)
     if "resources" in which:
         print(resources.report(resources.run(warmup=20 if args.quick else 30, measure=40 if args.quick else 120)),
               "\n", flush=True)

@@ -17,7 +17,9 @@ The floor of that ratio, in the same run: the exporter as it runs, polling a thi
 the same size whose clock stands still (--speed 0: every queue answers as before, all of them
 reused). What it spends per poll is what no reuse can save (the HTTP exchanges, reading the JSON,
 comparing each answer with the last, writing and deflating every line); over the cost without
-reuse, it is the best ratio reuse could reach.
+reuse, it is the best ratio reuse could reach if every queue were unchanged. With the poll's
+share of changed queues, reuse at its best costs that floor plus the changed queues' share of
+the rest (what the poller without reuse spends beyond the floor): also printed, per poll.
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ def run(accounts: int = 1000, queues: int = 10, polls: int = 5, latency: float =
     ratios = [a / b for a, b in zip(with_reuse, without, strict=True)]
     render_ratios = [a / b for a, b in zip(cpu["reuse"], cpu["no_reuse"], strict=True)]
     floors = [a / b for a, b in zip(cpu["floor"], without, strict=True)]
+    # Reuse at its best costs the floor plus, for the changed queues only, what the poller without
+    # reuse spends beyond that floor: the lowest ratio any reuse can reach at this poll's share.
+    ideals = [f + (1 - u) * (1 - f) for f, u in zip(floors, cpu["unchanged"], strict=True)]
     return {"accounts": accounts + 1, "queues": served, "requests": requests,
             "status_requests": per_poll[-1]["queue_list_status"], "wall_p50": median(walls), "wall_max": max(walls),
             "bound": requests * latency / CONCURRENCY, "exporter_cpu": median(cpu["poll"]),
@@ -145,7 +150,8 @@ def run(accounts: int = 1000, queues: int = 10, polls: int = 5, latency: float =
             "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
             "render_ratio": median(render_ratios), "render_ratio_min": min(render_ratios),
             "render_ratio_max": max(render_ratios), "cpu_floor": median(cpu["floor"]), "floor": median(floors),
-            "floor_min": min(floors), "floor_max": max(floors)}
+            "floor_min": min(floors), "floor_max": max(floors),
+            "ideal": median(ideals), "ideal_min": min(ideals), "ideal_max": max(ideals)}
 
 
 def report(r: dict[str, float]) -> str:
@@ -174,6 +180,8 @@ def report(r: dict[str, float]) -> str:
         f"floor of that ratio (every queue unchanged, a simulator whose clock stands still): {r['cpu_floor']:.2f} s "
         f"= {r['floor']:.2f} of the cost without reuse (per poll: {r['floor_min']:.2f}-{r['floor_max']:.2f}): "
         "what no reuse can save",
+        f"best any reuse can reach at this share of changed queues (the floor, plus the changed queues' share of "
+        f"the rest): {r['ideal']:.2f} (per poll: {r['ideal_min']:.2f}-{r['ideal_max']:.2f})",
     ])
 
 
