@@ -2,7 +2,7 @@
 queues and goes down; the exporter keeps serving, reports exactly what failed, and recovers alone.
 
 Every phase waits on a state (all up, a fault seen, all down) with a generous deadline, never
-for a fixed time: on an idle machine it takes about two minutes, on a loaded one longer, not red.
+for a fixed time: on an idle machine it takes about a minute and a half, on a loaded one longer, not red.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_fault_soak(make_simulator, tmp_path):
                 phase.ups[account].append(value)
                 if value == 0:
                     # Down only where a poll of that account really failed (and was counted).
-                    assert account in ever_errored or phase.name == "down", account
+                    assert account in ever_errored or phase.name.startswith("down "), account
             assert exporter.proc.poll() is None, f"exporter died in phase {phase.name}"
             return ups
 
@@ -99,7 +99,7 @@ def test_fault_soak(make_simulator, tmp_path):
             raise AssertionError("no qubicle_poll_duration_seconds_count served")
 
         def steady(name: str) -> None:
-            """Ten more polls."""
+            """Ten more polls: memory is measured in the steady state, not in the middle of a refill."""
             polls = polls_done()
             run(name, lambda phase, ups: polls_done() >= polls + 10)
 
@@ -157,7 +157,7 @@ def test_fault_soak(make_simulator, tmp_path):
         # mark of what was alive at once, and a failing then recovering Kazoo raises it, once: over
         # twelve rounds, one step of 10-17 % in the first one or two, then flat within 3 %, while
         # pymalloc's blocks in use stayed what they were at warm-up (29-34 MB; sys._debugmallocstats).
-        # A leak grows with every round; the step does not.
+        # After two rounds a leak has added twice what it adds in one; the step is there once.
         fault_cycle(1)
         rss_rounds = [rss_kib(pid)]
         fault_cycle(2)
