@@ -29,7 +29,7 @@ from bench.common import median, table
 from bench.poll import _settings
 from bench.procs import simulator
 from exporter import selfmetrics
-from exporter.config import client_settings
+from exporter.config import Settings, client_settings
 from exporter.kazoo import KazooClient
 from exporter.poller import Poller
 
@@ -39,7 +39,7 @@ AT_ONCE = 10
 _Request = tuple[str, URL, dict[str, str], Any]
 
 
-async def _recorded(client: KazooClient, settings: Any) -> list[_Request]:
+async def _recorded(client: KazooClient, settings: Settings) -> list[_Request]:
     """The requests of one poll after discovery, exactly as the client sends them."""
     poller = Poller(settings, client, selfmetrics.create(process=False))
     requests: list[_Request] = []
