@@ -2,7 +2,7 @@
 queues and goes down; the exporter keeps serving, reports exactly what failed, and recovers alone.
 
 Every phase waits on a state (all up, a fault seen, all down) with a generous deadline, never
-for a fixed time: on an idle machine it takes about a minute and a half, on a loaded one longer, not red.
+for a fixed time: on an idle machine it takes about two minutes, on a loaded one longer, not red.
 """
 
 from __future__ import annotations
